@@ -1,0 +1,253 @@
+"""The ``mtl-hybrid`` command: train, predict and evaluate multi-task text classifiers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mtl_hybrid.datasets import grouped_train_test_split, load_reviews, read_csv
+from mtl_hybrid.encoding import validate_texts
+from mtl_hybrid.evaluation import evaluate_tasks, format_report
+from mtl_hybrid.persistence import load_pipeline, read_manifest, save_pipeline
+from mtl_hybrid.pipeline import make_hybrid_pipeline
+
+logger = logging.getLogger("mtl_hybrid.cli")
+
+CACHE_VARIABLE = "MTL_HYBRID_CACHE_DIR"
+
+
+def default_cache_dir() -> str:
+    """Return ``$MTL_HYBRID_CACHE_DIR``, or ``~/.cache/mtl_hybrid/embeddings``."""
+    return os.environ.get(CACHE_VARIABLE) or str(Path.home() / ".cache" / "mtl_hybrid" / "embeddings")
+
+
+class CommandError(Exception):
+    """An error in the user's input, reported as one line with exit code 2."""
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache-dir", default=None, help=f"folder of the on-disk embedding cache (default: ${CACHE_VARIABLE} or ~/.cache/mtl_hybrid/embeddings)")
+    parser.add_argument("--no-cache", action="store_true", help="keep embeddings in memory only")
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per encoder forward pass (default: 32)")
+    parser.add_argument("--device", default=None, help="torch device for the encoder, such as cpu or cuda (default: cuda when available)")
+
+
+def _cache_dir(args) -> str | None:
+    return None if args.no_cache else (args.cache_dir or default_cache_dir())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtl-hybrid",
+        description="Multi-task text classification: sentence embeddings with one XGBoost head per task.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model on a labelled CSV and report held-out metrics")
+    train.add_argument("--data", required=True, help="UTF-8 CSV file with a text column and one column per task")
+    train.add_argument("--text-column", default="text", help="column of texts (default: text)")
+    train.add_argument("--task", action="append", required=True, dest="tasks", metavar="COLUMN", help="label column to learn; repeat for several tasks")
+    train.add_argument("--group-column", default=None, help="keep each value of this column (a product id) wholly in train or in test")
+    train.add_argument("--test-size", type=float, default=0.2, help="share of rows held out for testing (default: 0.2)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the split and of XGBoost (default: 0)")
+    train.add_argument("--encoder", default=None, help="sentence-transformers model name or directory (default: all-MiniLM-L6-v2 from the installed package)")
+    train.add_argument("--max-seq-length", type=int, default=None, help="encoder token window; longer texts are truncated (default: the model's, 256 for MiniLM)")
+    train.add_argument("--class-weight", choices=["balanced"], default=None, help="weight classes inversely to their frequency")
+    train.add_argument("--output", required=True, help="model directory to write")
+    train.add_argument("--overwrite", action="store_true", help="replace the output directory if it exists")
+    _add_encoder_options(train)
+
+    predict = commands.add_parser("predict", help="predict every task for new texts")
+    predict.add_argument("--model", required=True, help="model directory written by train")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="UTF-8 CSV file of texts")
+    source.add_argument("texts", nargs="*", default=[], metavar="TEXT", help="texts to classify")
+    predict.add_argument("--text-column", default="text", help="column of texts in --data (default: text)")
+    predict.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="output format (default: csv)")
+    predict.add_argument("--output", default=None, help="write predictions to this file instead of standard output")
+    _add_encoder_options(predict)
+
+    evaluate = commands.add_parser("evaluate", help="report metrics of a model on a labelled CSV")
+    evaluate.add_argument("--model", required=True, help="model directory written by train")
+    evaluate.add_argument("--data", required=True, help="UTF-8 CSV file with the text column and the model's task columns")
+    evaluate.add_argument("--text-column", default="text", help="column of texts (default: text)")
+    evaluate.add_argument("--output", default=None, help="write the metrics as JSON to this file")
+    _add_encoder_options(evaluate)
+    return parser
+
+
+def _set_encoder_runtime(pipeline, args) -> None:
+    """Apply the run's cache and device options to a loaded pipeline's encoder."""
+    encoder = pipeline.named_steps.get("encoder") if hasattr(pipeline, "named_steps") else None
+    if encoder is not None:
+        encoder.set_params(cache_dir=_cache_dir(args), show_progress_bar=True, batch_size=args.batch_size, device=args.device)
+
+
+def _tasks_of(pipeline) -> list[str]:
+    return list(pipeline.steps[-1][1].tasks_)
+
+
+def run_train(args) -> int:
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise CommandError(f"output directory {output} already exists; pass --overwrite to replace it")
+    if len(set(args.tasks)) != len(args.tasks):
+        raise CommandError(f"--task values must be distinct, got {args.tasks}")
+
+    extra = [args.group_column] if args.group_column else []
+    frame = load_reviews(args.data, args.text_column, args.tasks, extra_columns=extra)
+    train, test = grouped_train_test_split(
+        frame, stratify_columns=args.tasks, group_column=args.group_column, test_size=args.test_size, random_state=args.seed
+    )
+    print(f"train: {len(train)} rows, test: {len(test)} rows ({args.data})")
+
+    pipeline = make_hybrid_pipeline(
+        model_name_or_path=args.encoder,
+        max_seq_length=args.max_seq_length,
+        class_weight=args.class_weight,
+        random_state=args.seed,
+        cache_dir=_cache_dir(args),
+        batch_size=args.batch_size,
+        device=args.device,
+        show_progress_bar=True,
+    )
+    started = time.perf_counter()
+    pipeline.fit(train[args.text_column], train[args.tasks])
+    fit_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    predicted = pipeline.predict(test[args.text_column])
+    predict_seconds = time.perf_counter() - started
+
+    metrics = evaluate_tasks(test[args.tasks], predicted)
+    stats = pipeline.named_steps["encoder"].cache_stats_
+    metrics.update(
+        {
+            "data": str(args.data),
+            "text_column": args.text_column,
+            "group_column": args.group_column,
+            "test_size": args.test_size,
+            "seed": args.seed,
+            "n_train": len(train),
+            "n_test": len(test),
+            "fit_seconds": round(fit_seconds, 3),
+            "predict_seconds": round(predict_seconds, 3),
+            "texts_encoded": stats.encoded,
+        }
+    )
+    print(format_report(metrics))
+    save_pipeline(pipeline, output, metrics=metrics, overwrite=args.overwrite)
+    _write_atomic(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    print(f"texts encoded: {stats.encoded} (the rest came from the embedding cache)")
+    print(f"model saved to {output}")
+    return 0
+
+
+def _predictions_frame(pipeline, texts: list[str]) -> pd.DataFrame:
+    tasks = _tasks_of(pipeline)
+    embeddings = pipeline[:-1].transform(texts)
+    classifier = pipeline.steps[-1][1]
+    probabilities = classifier.predict_proba(embeddings)
+    if len(tasks) == 1 and isinstance(probabilities, np.ndarray):
+        probabilities = [probabilities]
+
+    columns = {"text": texts}
+    for task, task_probabilities in zip(tasks, probabilities):
+        classes = classifier.estimators_[task].classes_
+        best = np.argmax(task_probabilities, axis=1)
+        columns[task] = classes[best]
+        columns[f"{task}_probability"] = np.round(task_probabilities[np.arange(len(texts)), best].astype(np.float64), 4)
+    return pd.DataFrame(columns)
+
+
+def run_predict(args) -> int:
+    read_manifest(args.model)
+    if args.data is not None:
+        frame = read_csv(args.data)
+        if args.text_column not in frame.columns:
+            raise CommandError(f"{args.data} has no column {args.text_column!r}; available columns: {list(frame.columns)}")
+        texts = validate_texts(frame[args.text_column], name=f"column {args.text_column!r}")
+    else:
+        texts = validate_texts(args.texts, name="TEXT")
+    if not texts:
+        raise CommandError("no texts to predict; pass texts as arguments or --data CSV")
+
+    pipeline = load_pipeline(args.model)
+    _set_encoder_runtime(pipeline, args)
+    predictions = _predictions_frame(pipeline, texts)
+
+    if args.format == "csv":
+        text = predictions.to_csv(index=False)
+    else:
+        text = predictions.to_json(orient="records", lines=True, force_ascii=False)
+    if args.output:
+        _write_atomic(Path(args.output), text)
+        print(f"wrote {len(predictions)} predictions to {args.output}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    manifest = read_manifest(args.model)
+    tasks = list(manifest["tasks"])
+    frame = load_reviews(args.data, args.text_column, tasks)
+    pipeline = load_pipeline(args.model)
+    _set_encoder_runtime(pipeline, args)
+
+    predicted = pipeline.predict(frame[args.text_column])
+    metrics = evaluate_tasks(frame[tasks], predicted, known_labels=manifest["tasks"])
+    metrics.update({"data": str(args.data), "n_samples": len(frame)})
+    print(format_report(metrics))
+    if args.output:
+        _write_atomic(Path(args.output), json.dumps(metrics, indent=2) + "\n")
+    return 0
+
+
+COMMANDS = {"train": run_train, "predict": run_predict, "evaluate": run_evaluate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    try:
+        return COMMANDS[args.command](args)
+    except (CommandError, ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError) as error:
+        message = str(error).strip().strip("'\"") or type(error).__name__
+        print(f"mtl-hybrid {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

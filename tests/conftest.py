@@ -1,0 +1,51 @@
+"""Shared fixtures: the real datasets (small samples) and the real MiniLM encoder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from mtl_hybrid.datasets import DATA_HOME_VARIABLE, load_reviews  # noqa: E402
+
+TASKS = ["category", "sentiment"]
+
+
+@pytest.fixture(scope="session")
+def data_home() -> Path:
+    value = os.environ.get(DATA_HOME_VARIABLE)
+    if not value:
+        pytest.fail(f"{DATA_HOME_VARIABLE} must point at the folder of the review CSVs.")
+    return Path(value)
+
+
+def _sample(frame: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
+    """Take up to ``per_class`` rows of every (category, sentiment) pair."""
+    parts = [group.sample(min(len(group), per_class), random_state=seed) for _, group in frame.groupby(TASKS)]
+    return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def clothing(data_home) -> pd.DataFrame:
+    """About 180 women's clothing reviews, every category and sentiment present."""
+    frame = load_reviews(data_home / "womens_clothing_reviews.csv", extra_columns=["clothing_id"])
+    return _sample(frame, per_class=10, seed=0)
+
+
+@pytest.fixture(scope="session")
+def reviews(data_home) -> pd.DataFrame:
+    """About 120 multi-domain Amazon reviews (four categories, two sentiments)."""
+    frame = load_reviews(data_home / "multi_domain_sentiment.csv", extra_columns=["asin"])
+    frame = frame[frame["text"].str.len() < 600]
+    return _sample(frame, per_class=15, seed=0)
+
+
+@pytest.fixture(scope="session")
+def clothing_csv(clothing, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "clothing.csv"
+    clothing.to_csv(path, index=False)
+    return path

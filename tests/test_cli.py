@@ -1,0 +1,157 @@
+"""The mtl-hybrid command, run in-process and as a subprocess on real reviews."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from mtl_hybrid import clear_memory_cache
+from mtl_hybrid.cli import main
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def model_dir(clothing_csv, cache_dir, tmp_path_factory):
+    output = tmp_path_factory.mktemp("models") / "clothing"
+    code = main(
+        [
+            "train", "--data", str(clothing_csv), "--task", "category", "--task", "sentiment",
+            "--group-column", "clothing_id", "--cache-dir", str(cache_dir), "--output", str(output),
+        ]
+    )
+    assert code == 0
+    return output
+
+
+def test_train_writes_metrics(model_dir):
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert set(metrics["tasks"]) == {"category", "sentiment"}
+    for task in ("category", "sentiment"):
+        assert 0 <= metrics["tasks"][task]["accuracy"] <= 1
+        assert 0 <= metrics["tasks"][task]["macro_f1"] <= 1
+        assert "per_class" in metrics["tasks"][task]
+    assert metrics["n_train"] + metrics["n_test"] == 180
+
+
+def test_predict_texts_csv(model_dir, capsys):
+    texts = ["This dress is gorgeous and fits perfectly", "The pants ripped on the first day", "Okay top, nothing special"]
+    assert main(["predict", "--model", str(model_dir), "--no-cache", *texts]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "text,category,category_probability,sentiment,sentiment_probability"
+    assert len(lines) == 4
+    rows = pd.read_csv(pd.io.common.StringIO("\n".join(lines)))
+    assert rows["text"].tolist() == texts
+    assert rows["category_probability"].between(0, 1).all()
+    assert set(rows["sentiment"]) <= {"negative", "neutral", "positive"}
+
+
+def test_predict_csv_jsonl(model_dir, clothing_csv, tmp_path):
+    output = tmp_path / "predictions.jsonl"
+    assert main(["predict", "--model", str(model_dir), "--data", str(clothing_csv), "--format", "jsonl", "--output", str(output)]) == 0
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(records) == 180
+    assert {"category", "category_probability", "sentiment", "sentiment_probability"} <= set(records[0])
+
+
+def test_evaluate_unseen_label(model_dir, clothing, tmp_path, capsys):
+    data = clothing.head(30).copy()
+    data.loc[:4, "category"] = "Shoes"
+    path = tmp_path / "eval.csv"
+    data.to_csv(path, index=False)
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(path), "--output", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "labels never seen in training: ['Shoes']" in out
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["tasks"]["category"]["unseen_labels"] == ["Shoes"]
+    assert metrics["tasks"]["category"]["per_class"]["Shoes"]["recall"] == 0.0
+
+
+def test_existing_output_refused(model_dir, clothing_csv, capsys):
+    code = main(["train", "--data", str(clothing_csv), "--task", "category", "--output", str(model_dir)])
+    assert code == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["predict", "--model", "/nonexistent/model", "some text"], "Model directory not found: /nonexistent/model"),
+        (["train", "--data", "/nonexistent.csv", "--task", "category", "--output", "/tmp/x"], "CSV file not found"),
+    ],
+)
+def test_bad_paths_one_line(arguments, message, capsys):
+    assert main(arguments) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_incomplete_model_dir(model_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text((model_dir / "manifest.json").read_text())
+    assert main(["predict", "--model", str(broken), "text"]) == 2
+    assert "model.joblib is missing" in capsys.readouterr().err
+
+
+def test_missing_column_named(clothing_csv, tmp_path, capsys):
+    assert main(["train", "--data", str(clothing_csv), "--task", "department", "--output", str(tmp_path / "m")]) == 2
+    assert "no column(s) ['department']; available columns: ['text'" in capsys.readouterr().err
+
+
+def test_non_utf8_csv(tmp_path, capsys):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("text,category\nr\xe9sum\xe9 top,Tops\n".encode("latin-1"))
+    assert main(["train", "--data", str(path), "--task", "category", "--output", str(tmp_path / "m")]) == 2
+    assert "is not valid UTF-8" in capsys.readouterr().err
+
+
+def test_single_class_task(clothing, tmp_path, capsys):
+    path = tmp_path / "one.csv"
+    clothing.assign(sentiment="positive").to_csv(path, index=False)
+    code = main(["train", "--data", str(path), "--task", "sentiment", "--cache-dir", str(tmp_path / "c"), "--output", str(tmp_path / "m")])
+    assert code == 2
+    assert "only one class: 'positive'" in capsys.readouterr().err
+
+
+def test_predict_missing_text_rejected(model_dir, tmp_path, capsys):
+    path = tmp_path / "texts.csv"
+    pd.DataFrame({"text": ["fine", None, "good"]}).to_csv(path, index=False)
+    assert main(["predict", "--model", str(model_dir), "--data", str(path)]) == 2
+    assert "row 1: nan" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate"])
+def test_help(command):
+    result = subprocess.run([sys.executable, "-m", "mtl_hybrid.cli", command, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "--model" in result.stdout or "--data" in result.stdout
+
+
+def test_second_train_encodes_nothing(clothing_csv, tmp_path):
+    """Two train runs in separate processes share the on-disk embedding cache."""
+    env = {**os.environ, "MTL_HYBRID_CACHE_DIR": str(tmp_path / "cache")}
+    encoded = []
+    for run in ("first", "second"):
+        command = [
+            sys.executable, "-m", "mtl_hybrid.cli", "train", "--data", str(clothing_csv),
+            "--task", "category", "--task", "sentiment", "--output", str(tmp_path / run),
+        ]
+        subprocess.run(command, check=True, env=env, capture_output=True, text=True)
+        encoded.append(json.loads((tmp_path / run / "metrics.json").read_text())["texts_encoded"])
+    assert encoded == [180, 0]
+
+
+def test_clear_memory_between_runs(clothing_csv, cache_dir, tmp_path):
+    clear_memory_cache()
+    assert main(["train", "--data", str(clothing_csv), "--task", "category", "--cache-dir", str(cache_dir), "--output", str(tmp_path / "m")]) == 0
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["texts_encoded"] == 0
