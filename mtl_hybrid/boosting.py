@@ -227,6 +227,9 @@ class XGBoostHead(ClassifierMixin, BaseEstimator):
             fit_kwargs["eval_set"] = eval_set
             fit_kwargs["sample_weight_eval_set"] = [weights[eval_rows]]
         self.booster_.fit(X[fit_rows], y_encoded[fit_rows], **fit_kwargs)
+        # Callbacks such as Optuna's pruning callback hold a trial and its storage,
+        # which must not be pickled with the fitted model.
+        self.booster_.callbacks = None
 
         best = getattr(self.booster_, "best_iteration", None)
         self.best_iteration_ = int(best) + 1 if eval_set is not None and best is not None else self.n_estimators

@@ -53,6 +53,20 @@ def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device for the encoder, such as cpu or cuda (default: cuda when available)")
 
 
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="UTF-8 CSV file with a text column and one column per task")
+    parser.add_argument("--text-column", default="text", help="column of texts (default: text)")
+    parser.add_argument("--task", action="append", required=True, dest="tasks", metavar="COLUMN", help="label column to learn; repeat for several tasks")
+    parser.add_argument("--group-column", default=None, help="keep each value of this column (a product id) wholly in train or in test")
+    parser.add_argument("--test-size", type=float, default=0.2, help="share of rows held out for testing (default: 0.2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split, the folds and XGBoost (default: 0)")
+    parser.add_argument("--encoder", default=None, help="sentence-transformers model name or directory (default: all-MiniLM-L6-v2 from the installed package)")
+    parser.add_argument("--max-seq-length", type=int, default=None, help="encoder token window; longer texts are truncated (default: the model's, 256 for MiniLM)")
+    parser.add_argument("--output", required=True, help="model directory to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output directory if it exists")
+    _add_encoder_options(parser)
+
+
 def _cache_dir(args) -> str | None:
     return None if args.no_cache else (args.cache_dir or default_cache_dir())
 
@@ -66,18 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model on a labelled CSV and report held-out metrics")
-    train.add_argument("--data", required=True, help="UTF-8 CSV file with a text column and one column per task")
-    train.add_argument("--text-column", default="text", help="column of texts (default: text)")
-    train.add_argument("--task", action="append", required=True, dest="tasks", metavar="COLUMN", help="label column to learn; repeat for several tasks")
-    train.add_argument("--group-column", default=None, help="keep each value of this column (a product id) wholly in train or in test")
-    train.add_argument("--test-size", type=float, default=0.2, help="share of rows held out for testing (default: 0.2)")
-    train.add_argument("--seed", type=int, default=0, help="seed of the split and of XGBoost (default: 0)")
-    train.add_argument("--encoder", default=None, help="sentence-transformers model name or directory (default: all-MiniLM-L6-v2 from the installed package)")
-    train.add_argument("--max-seq-length", type=int, default=None, help="encoder token window; longer texts are truncated (default: the model's, 256 for MiniLM)")
+    _add_training_options(train)
     train.add_argument("--class-weight", choices=["balanced"], default=None, help="weight classes inversely to their frequency")
-    train.add_argument("--output", required=True, help="model directory to write")
-    train.add_argument("--overwrite", action="store_true", help="replace the output directory if it exists")
-    _add_encoder_options(train)
+
+    tune = commands.add_parser("tune", help="tune each task's XGBoost head with Optuna, then train and report like train")
+    _add_training_options(tune)
+    tune.add_argument("--trials", type=int, default=30, help="Optuna trials per task in this run (default: 30)")
+    tune.add_argument("--timeout", type=float, default=None, help="stop starting new trials of a task after this many seconds")
+    tune.add_argument("--cv", type=int, default=3, help="cross-validation folds per trial (default: 3)")
+    tune.add_argument("--storage", default=None, help="study storage: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or journal:///FILE (default: in memory)")
+    tune.add_argument("--study-name", default="mtl-hybrid", help="study name; each task uses NAME-TASK and resumes it if it exists (default: mtl-hybrid)")
+    tune.add_argument("--n-jobs", type=int, default=1, help="trials run in parallel threads (default: 1)")
 
     predict = commands.add_parser("predict", help="predict every task for new texts")
     predict.add_argument("--model", required=True, help="model directory written by train")
@@ -109,7 +122,8 @@ def _tasks_of(pipeline) -> list[str]:
     return list(pipeline.steps[-1][1].tasks_)
 
 
-def run_train(args) -> int:
+def _load_split(args):
+    """Load the CSV and split it into train and test, as train, tune and finetune do."""
     output = Path(args.output)
     if output.exists() and not args.overwrite:
         raise CommandError(f"output directory {output} already exists; pass --overwrite to replace it")
@@ -122,21 +136,11 @@ def run_train(args) -> int:
         frame, stratify_columns=args.tasks, group_column=args.group_column, test_size=args.test_size, random_state=args.seed
     )
     print(f"train: {len(train)} rows, test: {len(test)} rows ({args.data})")
+    return train, test
 
-    pipeline = make_hybrid_pipeline(
-        model_name_or_path=args.encoder,
-        max_seq_length=args.max_seq_length,
-        class_weight=args.class_weight,
-        random_state=args.seed,
-        cache_dir=_cache_dir(args),
-        batch_size=args.batch_size,
-        device=args.device,
-        show_progress_bar=True,
-    )
-    started = time.perf_counter()
-    pipeline.fit(train[args.text_column], train[args.tasks])
-    fit_seconds = time.perf_counter() - started
 
+def _evaluate_and_save(pipeline, args, test, fit_seconds: float, extra_metrics: dict | None = None) -> dict:
+    """Evaluate on the held-out rows, print the report, save the model and metrics.json."""
     started = time.perf_counter()
     predicted = pipeline.predict(test[args.text_column])
     predict_seconds = time.perf_counter() - started
@@ -150,18 +154,88 @@ def run_train(args) -> int:
             "group_column": args.group_column,
             "test_size": args.test_size,
             "seed": args.seed,
-            "n_train": len(train),
             "n_test": len(test),
             "fit_seconds": round(fit_seconds, 3),
             "predict_seconds": round(predict_seconds, 3),
             "texts_encoded": stats.encoded,
+            **(extra_metrics or {}),
         }
     )
     print(format_report(metrics))
+
+    output = Path(args.output)
     save_pipeline(pipeline, output, metrics=metrics, overwrite=args.overwrite)
     _write_atomic(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     print(f"texts encoded: {stats.encoded} (the rest came from the embedding cache)")
     print(f"model saved to {output}")
+    return metrics
+
+
+def _make_pipeline(args, head=None):
+    return make_hybrid_pipeline(
+        model_name_or_path=args.encoder,
+        head=head,
+        max_seq_length=args.max_seq_length,
+        class_weight=getattr(args, "class_weight", None),
+        random_state=args.seed,
+        cache_dir=_cache_dir(args),
+        batch_size=args.batch_size,
+        device=args.device,
+        show_progress_bar=True,
+    )
+
+
+def run_train(args) -> int:
+    train, test = _load_split(args)
+    pipeline = _make_pipeline(args)
+
+    started = time.perf_counter()
+    pipeline.fit(train[args.text_column], train[args.tasks])
+    _evaluate_and_save(pipeline, args, test, time.perf_counter() - started, {"n_train": len(train)})
+    return 0
+
+
+def run_tune(args) -> int:
+    from mtl_hybrid.tuning import TunedXGBoostHead, save_study_plots
+
+    if args.trials < 1:
+        raise CommandError(f"--trials must be at least 1, got {args.trials}")
+    train, test = _load_split(args)
+    head = TunedXGBoostHead(
+        n_trials=args.trials,
+        timeout=args.timeout,
+        cv=args.cv,
+        storage=args.storage,
+        study_name=args.study_name,
+        n_jobs=args.n_jobs,
+        show_progress_bar=True,
+        random_state=args.seed,
+    )
+    pipeline = _make_pipeline(args, head=head)
+
+    started = time.perf_counter()
+    groups = None if args.group_column is None else train[args.group_column].astype(str).to_numpy()
+    pipeline.fit(train[args.text_column], train[args.tasks], classifier__groups=groups)
+    fit_seconds = time.perf_counter() - started
+
+    tuning = {}
+    plots_dir = Path(args.output).with_name(f".{Path(args.output).name}.plots-{os.getpid()}")
+    for task, tuned in pipeline.named_steps["classifier"].estimators_.items():
+        finished = [trial for trial in tuned.study_.trials if trial.state.is_finished()]
+        tuning[task] = {
+            "study_name": tuned.study_.study_name,
+            "best_score": tuned.best_score_,
+            "best_params": tuned.best_params_,
+            "n_trials": len(finished),
+            "n_pruned": sum(1 for trial in finished if trial.state.name == "PRUNED"),
+        }
+        print(f"{task}: best cross-validated {head.scoring} {tuned.best_score_:.4f} over {len(finished)} trials")
+        print(f"{task}: best parameters {json.dumps(tuned.best_params_, sort_keys=True)}")
+        save_study_plots(tuned.study_, plots_dir, task)
+
+    _evaluate_and_save(pipeline, args, test, fit_seconds, {"n_train": len(train), "tuning": tuning})
+    os.replace(plots_dir, Path(args.output) / "plots")
+    print(f"plots written to {Path(args.output) / 'plots'}")
     return 0
 
 
@@ -226,7 +300,7 @@ def run_evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"train": run_train, "predict": run_predict, "evaluate": run_evaluate}
+COMMANDS = {"train": run_train, "tune": run_tune, "predict": run_predict, "evaluate": run_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,16 @@ def targets_as_frame(y) -> tuple[pd.DataFrame, bool, bool]:
     raise ValueError(f"y must be 1-D or 2-D, got an array of shape {array.shape}.")
 
 
+def _rows_of(value, present: np.ndarray):
+    """Return the rows of a per-sample fit parameter (groups, sample_weight) that
+    have a label; other parameters are returned unchanged."""
+    if value is None or isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__"):
+        return value
+    if len(value) != len(present):
+        return value
+    return np.asarray(value)[present]
+
+
 class MultiTaskClassifier(ClassifierMixin, BaseEstimator):
     """Fit one classifier per task on the same features.
 
@@ -97,7 +107,13 @@ class MultiTaskClassifier(ClassifierMixin, BaseEstimator):
                     "Give one estimator per task or a single template estimator."
                 )
             return clone(self.estimator[task])
-        return clone(self.estimator)
+
+        estimator = clone(self.estimator)
+        # A template with an Optuna study gets one study per task: "<study_name>-<task>".
+        study_name = estimator.get_params().get("study_name", None)
+        if study_name is not None:
+            estimator.set_params(study_name=f"{study_name}-{task}")
+        return estimator
 
     def _check_estimator_param(self) -> None:
         candidates = self.estimator.values() if isinstance(self.estimator, dict) else [self.estimator]
@@ -117,7 +133,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseEstimator):
         y : DataFrame, Series or array-like of shape (n_samples,) or (n_samples, n_tasks)
             Labels; None or NaN marks a missing label for that task.
         **fit_params : dict
-            Passed to every task's ``fit`` (for example ``groups`` for tuned heads).
+            Passed to every task's ``fit`` (for example ``groups`` for tuned heads);
+            a per-row array is cut to the rows where the task has a label.
         """
         self._check_estimator_param()
         if y is None:
@@ -142,10 +159,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseEstimator):
             check_at_least_two_classes(np.unique(task_labels), task)
 
             logger.info("Fitting task %r on %d of %d rows", task, int(present.sum()), len(labels))
-            task_params = {
-                name: (value[present] if isinstance(value, np.ndarray) and len(value) == len(labels) else value)
-                for name, value in fit_params.items()
-            }
+            task_params = {name: _rows_of(value, present) for name, value in fit_params.items()}
             self.estimators_[task] = self._estimator_for(task).fit(X[present], task_labels, **task_params)
 
         classes = [self.estimators_[task].classes_ for task in self.tasks_]

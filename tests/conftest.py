@@ -18,9 +18,12 @@ TASKS = ["category", "sentiment"]
 @pytest.fixture(scope="session")
 def data_home() -> Path:
     value = os.environ.get(DATA_HOME_VARIABLE)
-    if not value:
-        pytest.fail(f"{DATA_HOME_VARIABLE} must point at the folder of the review CSVs.")
-    return Path(value)
+    if value:
+        return Path(value)
+    beside_checkout = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if beside_checkout.is_dir():
+        return beside_checkout
+    pytest.fail(f"{DATA_HOME_VARIABLE} must point at the folder of the review CSVs.")
 
 
 def _sample(frame: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:

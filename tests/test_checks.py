@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from mtl_hybrid import MultiTaskClassifier, SentenceEncoder, XGBoostHead
+from mtl_hybrid import MultiTaskClassifier, SentenceEncoder, TunedXGBoostHead, XGBoostHead
 
 # These checks fit SentenceEncoder on numeric arrays, which a text encoder rejects
 # with a ValueError by design, so they cannot apply to it.
@@ -52,7 +52,12 @@ def expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [XGBoostHead(n_estimators=30), MultiTaskClassifier(XGBoostHead(n_estimators=30)), SentenceEncoder()],
+    [
+        XGBoostHead(n_estimators=30),
+        TunedXGBoostHead(XGBoostHead(n_estimators=30), n_trials=2, cv=2),
+        MultiTaskClassifier(XGBoostHead(n_estimators=30)),
+        SentenceEncoder(),
+    ],
     expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):
