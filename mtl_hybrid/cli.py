@@ -53,15 +53,16 @@ def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device for the encoder, such as cpu or cuda (default: cuda when available)")
 
 
-def _add_training_options(parser: argparse.ArgumentParser) -> None:
+def _add_training_options(parser: argparse.ArgumentParser, default_window: int | None = None) -> None:
     parser.add_argument("--data", required=True, help="UTF-8 CSV file with a text column and one column per task")
     parser.add_argument("--text-column", default="text", help="column of texts (default: text)")
     parser.add_argument("--task", action="append", required=True, dest="tasks", metavar="COLUMN", help="label column to learn; repeat for several tasks")
     parser.add_argument("--group-column", default=None, help="keep each value of this column (a product id) wholly in train or in test")
     parser.add_argument("--test-size", type=float, default=0.2, help="share of rows held out for testing (default: 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, the folds and XGBoost (default: 0)")
-    parser.add_argument("--encoder", default=None, help="sentence-transformers model name or directory (default: all-MiniLM-L6-v2 from the installed package)")
-    parser.add_argument("--max-seq-length", type=int, default=None, help="encoder token window; longer texts are truncated (default: the model's, 256 for MiniLM)")
+    parser.add_argument("--encoder", default=None, help="sentence-transformers model name or directory, or a model directory written by finetune (default: all-MiniLM-L6-v2 from the installed package)")
+    window = "the model's, 256 for MiniLM" if default_window is None else str(default_window)
+    parser.add_argument("--max-seq-length", type=int, default=default_window, help=f"encoder token window; longer texts are truncated (default: {window})")
     parser.add_argument("--output", required=True, help="model directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace the output directory if it exists")
     _add_encoder_options(parser)
@@ -92,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--study-name", default="mtl-hybrid", help="study name; each task uses NAME-TASK and resumes it if it exists (default: mtl-hybrid)")
     tune.add_argument("--n-jobs", type=int, default=1, help="trials run in parallel threads (default: 1)")
 
+    finetune = commands.add_parser("finetune", help="fine-tune the encoder with one neural head per task, then report like train")
+    _add_training_options(finetune, default_window=128)
+    finetune.add_argument("--epochs", type=int, default=1, help="passes over the training rows (default: 1)")
+    finetune.add_argument("--head", choices=["linear", "mlp"], default="linear", help="head per task (default: linear)")
+    finetune.add_argument("--task-weights", choices=["equal", "learned"], default="equal", help="loss weight per task: equal, or learned uncertainty weighting (default: equal)")
+    finetune.add_argument("--class-weight", choices=["balanced"], default=None, help="weight classes inversely to their frequency")
+    finetune.add_argument("--encoder-lr", type=float, default=2e-5, help="encoder learning rate (default: 2e-5)")
+    finetune.add_argument("--head-lr", type=float, default=1e-3, help="head learning rate (default: 1e-3)")
+    finetune.add_argument("--freeze-layers", type=int, default=0, help="freeze the token embeddings and this many lower layers (default: 0)")
+    finetune.add_argument("--checkpoint-dir", default=None, help="checkpoint folder; a rerun resumes from its last epoch (default: OUTPUT.checkpoints)")
+
     predict = commands.add_parser("predict", help="predict every task for new texts")
     predict.add_argument("--model", required=True, help="model directory written by train")
     source = predict.add_mutually_exclusive_group(required=True)
@@ -111,6 +123,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _resolve_encoder(reference: str | None) -> str | None:
+    """Return the encoder to load: a finetune model directory stands for the
+    fine-tuned sentence-transformers directory inside it."""
+    if reference is None:
+        return None
+    embedded = Path(reference) / "encoders" / "0"
+    if (Path(reference) / "manifest.json").is_file():
+        if not embedded.is_dir():
+            raise CommandError(f"--encoder {reference} is a model directory without a fine-tuned encoder")
+        print(f"encoder: fine-tuned encoder of {reference}")
+        return str(embedded)
+    return reference
+
+
+def _task_probabilities(model, texts: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Return (task, classes, probabilities) for every task of a pipeline or fine-tuner."""
+    if hasattr(model, "steps"):
+        classifier = model.steps[-1][1]
+        probabilities = classifier.predict_proba(model[:-1].transform(texts))
+        classes = [classifier.estimators_[task].classes_ for task in classifier.tasks_]
+    else:
+        probabilities = model.predict_proba(texts)
+        classes = [model.classes_[task] for task in model.tasks_]
+    tasks = _tasks_of(model)
+    if len(tasks) == 1 and isinstance(probabilities, np.ndarray):
+        probabilities = [probabilities]
+    return list(zip(tasks, classes, probabilities))
+
+
 def _set_encoder_runtime(pipeline, args) -> None:
     """Apply the run's cache and device options to a loaded pipeline's encoder."""
     encoder = pipeline.named_steps.get("encoder") if hasattr(pipeline, "named_steps") else None
@@ -118,8 +159,9 @@ def _set_encoder_runtime(pipeline, args) -> None:
         encoder.set_params(cache_dir=_cache_dir(args), show_progress_bar=True, batch_size=args.batch_size, device=args.device)
 
 
-def _tasks_of(pipeline) -> list[str]:
-    return list(pipeline.steps[-1][1].tasks_)
+def _tasks_of(model) -> list[str]:
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    return list(final.tasks_)
 
 
 def _load_split(args):
@@ -146,7 +188,8 @@ def _evaluate_and_save(pipeline, args, test, fit_seconds: float, extra_metrics: 
     predict_seconds = time.perf_counter() - started
 
     metrics = evaluate_tasks(test[args.tasks], predicted)
-    stats = pipeline.named_steps["encoder"].cache_stats_
+    encoder = pipeline.named_steps["encoder"] if hasattr(pipeline, "named_steps") else None
+    stats = getattr(encoder, "cache_stats_", None)
     metrics.update(
         {
             "data": str(args.data),
@@ -157,7 +200,7 @@ def _evaluate_and_save(pipeline, args, test, fit_seconds: float, extra_metrics: 
             "n_test": len(test),
             "fit_seconds": round(fit_seconds, 3),
             "predict_seconds": round(predict_seconds, 3),
-            "texts_encoded": stats.encoded,
+            **({"texts_encoded": stats.encoded} if stats is not None else {}),
             **(extra_metrics or {}),
         }
     )
@@ -166,14 +209,15 @@ def _evaluate_and_save(pipeline, args, test, fit_seconds: float, extra_metrics: 
     output = Path(args.output)
     save_pipeline(pipeline, output, metrics=metrics, overwrite=args.overwrite)
     _write_atomic(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"texts encoded: {stats.encoded} (the rest came from the embedding cache)")
+    if stats is not None:
+        print(f"texts encoded: {stats.encoded} (the rest came from the embedding cache)")
     print(f"model saved to {output}")
     return metrics
 
 
 def _make_pipeline(args, head=None):
     return make_hybrid_pipeline(
-        model_name_or_path=args.encoder,
+        model_name_or_path=_resolve_encoder(args.encoder),
         head=head,
         max_seq_length=args.max_seq_length,
         class_weight=getattr(args, "class_weight", None),
@@ -192,6 +236,39 @@ def run_train(args) -> int:
     started = time.perf_counter()
     pipeline.fit(train[args.text_column], train[args.tasks])
     _evaluate_and_save(pipeline, args, test, time.perf_counter() - started, {"n_train": len(train)})
+    return 0
+
+
+def run_finetune(args) -> int:
+    from mtl_hybrid.finetuning import MultiTaskFineTuner
+
+    if args.epochs < 1:
+        raise CommandError(f"--epochs must be at least 1, got {args.epochs}")
+    train, test = _load_split(args)
+    checkpoint_dir = args.checkpoint_dir or f"{Path(args.output)}.checkpoints"
+    tuner = MultiTaskFineTuner(
+        _resolve_encoder(args.encoder),
+        head=args.head,
+        task_weights=args.task_weights,
+        class_weight=args.class_weight,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        max_seq_length=args.max_seq_length,
+        encoder_lr=args.encoder_lr,
+        head_lr=args.head_lr,
+        freeze_layers=args.freeze_layers,
+        checkpoint_dir=checkpoint_dir,
+        device=args.device,
+        random_state=args.seed,
+    )
+    started = time.perf_counter()
+    tuner.fit(train[args.text_column], train[args.tasks])
+    fit_seconds = time.perf_counter() - started
+    print(f"fine-tuned {len(tuner.history_)} epoch(s) in {fit_seconds:.0f} s; kept epoch {tuner.best_epoch_}")
+
+    extra = {"n_train": len(train), "history": tuner.history_, "best_epoch": tuner.best_epoch_, "task_weights": tuner.task_weights_}
+    _evaluate_and_save(tuner, args, test, fit_seconds, extra)
+    print(f"use the fine-tuned encoder under XGBoost heads with: mtl-hybrid train --encoder {args.output} ...")
     return 0
 
 
@@ -239,17 +316,9 @@ def run_tune(args) -> int:
     return 0
 
 
-def _predictions_frame(pipeline, texts: list[str]) -> pd.DataFrame:
-    tasks = _tasks_of(pipeline)
-    embeddings = pipeline[:-1].transform(texts)
-    classifier = pipeline.steps[-1][1]
-    probabilities = classifier.predict_proba(embeddings)
-    if len(tasks) == 1 and isinstance(probabilities, np.ndarray):
-        probabilities = [probabilities]
-
+def _predictions_frame(model, texts: list[str]) -> pd.DataFrame:
     columns = {"text": texts}
-    for task, task_probabilities in zip(tasks, probabilities):
-        classes = classifier.estimators_[task].classes_
+    for task, classes, task_probabilities in _task_probabilities(model, texts):
         best = np.argmax(task_probabilities, axis=1)
         columns[task] = classes[best]
         columns[f"{task}_probability"] = np.round(task_probabilities[np.arange(len(texts)), best].astype(np.float64), 4)
@@ -300,7 +369,7 @@ def run_evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"train": run_train, "tune": run_tune, "predict": run_predict, "evaluate": run_evaluate}
+COMMANDS = {"train": run_train, "tune": run_tune, "finetune": run_finetune, "predict": run_predict, "evaluate": run_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,27 @@ def _task_labels(estimator) -> dict[str, list]:
     return {task: [str(label) for label in classifier.estimators_[task].classes_] for task in classifier.tasks_}
 
 
+BUNDLE_PREFIX = "@bundle/"
+
+
+def _steps(estimator) -> list:
+    return [step for _, step in estimator.steps] if hasattr(estimator, "steps") else [estimator]
+
+
+def _embedded_encoders(estimator) -> list:
+    """Return the fitted fine-tuners whose encoder directory must travel with the model."""
+    from mtl_hybrid.encoding import resolve_model_reference
+
+    found = []
+    for step in _steps(estimator):
+        path = getattr(step, "encoder_path_", None)
+        if path is None or path.startswith(BUNDLE_PREFIX):
+            continue
+        if os.path.isdir(path) and path != resolve_model_reference(step.model_name_or_path):
+            found.append(step)
+    return found
+
+
 def save_pipeline(estimator, directory: str | os.PathLike, *, metrics: dict | None = None, overwrite: bool = False) -> Path:
     """Save a fitted estimator or pipeline to ``directory``.
 
@@ -83,8 +104,18 @@ def save_pipeline(estimator, directory: str | os.PathLike, *, metrics: dict | No
     directory.parent.mkdir(parents=True, exist_ok=True)
 
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    tuners = _embedded_encoders(estimator)
+    original_paths = [tuner.encoder_path_ for tuner in tuners]
     try:
+        # A fine-tuned encoder is copied into the bundle, and the pickled estimator
+        # refers to it by a path relative to the bundle.
+        for index, tuner in enumerate(tuners):
+            relative = f"encoders/{index}"
+            shutil.copytree(tuner.encoder_path_, staging / relative)
+            tuner.encoder_path_ = BUNDLE_PREFIX + relative
         joblib.dump(estimator, staging / MODEL_FILE)
+        for tuner, path in zip(tuners, original_paths):
+            tuner.encoder_path_ = path
         manifest = {
             "format_version": FORMAT_VERSION,
             "versions": _versions(),
@@ -105,6 +136,8 @@ def save_pipeline(estimator, directory: str | os.PathLike, *, metrics: dict | No
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
     except BaseException:
+        for tuner, path in zip(tuners, original_paths):
+            tuner.encoder_path_ = path
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
@@ -145,4 +178,9 @@ def load_pipeline(directory: str | os.PathLike):
     """
     read_manifest(directory)
     # NOTE: joblib unpickles model.joblib, which can run code from the file.
-    return joblib.load(Path(directory) / MODEL_FILE)
+    estimator = joblib.load(Path(directory) / MODEL_FILE)
+    for step in _steps(estimator):
+        path = getattr(step, "encoder_path_", None)
+        if isinstance(path, str) and path.startswith(BUNDLE_PREFIX):
+            step.encoder_path_ = str(Path(directory).resolve() / path.removeprefix(BUNDLE_PREFIX))
+    return estimator

@@ -158,6 +158,8 @@ class TunedXGBoostHead(ClassifierMixin, BaseEstimator):
     ----------
     estimator : XGBoostHead, default=None
         Template whose parameters the trials start from; ``None`` is ``XGBoostHead()``.
+        With ``early_stopping_rounds=None`` every trial runs ``n_estimators`` rounds
+        and nothing is pruned.
     search_space : dict of {name: optuna.distributions.BaseDistribution}, default=None
         Distributions of the searched parameters; ``None`` is :func:`default_search_space`.
     n_trials : int, default=30
@@ -254,8 +256,6 @@ class TunedXGBoostHead(ClassifierMixin, BaseEstimator):
 
     def _base_estimator(self) -> XGBoostHead:
         base = XGBoostHead(random_state=self.random_state) if self.estimator is None else clone(self.estimator)
-        if base.get_params().get("early_stopping_rounds") is None:
-            base.set_params(early_stopping_rounds=30)
         params = dict(base.get_params().get("xgb_params") or {})
         loss = "mlogloss" if len(self.classes_) > 2 else "logloss"
         params["eval_metric"] = [PRUNING_METRIC, loss]
@@ -298,7 +298,8 @@ class TunedXGBoostHead(ClassifierMixin, BaseEstimator):
             for fold, (train_rows, test_rows) in enumerate(splits):
                 counter = RoundCounter()
                 callbacks = [counter]
-                if fold == 0:
+                # Without early stopping there is no validation split to report on.
+                if fold == 0 and base.early_stopping_rounds is not None:
                     callbacks.append(XGBoostPruningCallback(trial, f"validation_0-{PRUNING_METRIC}"))
                 head = clone(base).set_params(**params)
                 try:

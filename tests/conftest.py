@@ -52,3 +52,34 @@ def clothing_csv(clothing, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "clothing.csv"
     clothing.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A randomly initialised 2-layer BERT (hidden size 32) with the real MiniLM
+    tokenizer, saved as a sentence-transformers directory; fast to fine-tune."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from mtl_hybrid.encoding import default_model_path
+
+    folder = tmp_path_factory.mktemp("tiny")
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder / "bert")
+    tokenizer.save_pretrained(folder / "bert")
+
+    transformer = Transformer(str(folder / "bert"), max_seq_length=64)
+    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(folder / "model"))
+    return str(folder / "model")
