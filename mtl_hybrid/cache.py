@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -137,9 +138,24 @@ class EmbeddingCache:
     def _connect(self) -> sqlite3.Connection:
         assert self.disk_path is not None
         self.disk_path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.disk_path, timeout=60)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        try:
+            return self._open(self.disk_path)
+        except sqlite3.DatabaseError as error:
+            # A damaged cache only costs re-encoding: set it aside and start a new one.
+            damaged = self.disk_path.with_name(f"{self.disk_path.name}.damaged")
+            logger.warning("Embedding cache %s is damaged (%s); moved it to %s and starting a new one", self.disk_path, error, damaged)
+            os.replace(self.disk_path, damaged)
+            return self._open(self.disk_path)
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        connection = sqlite3.connect(path, timeout=60)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        except sqlite3.DatabaseError:
+            connection.close()
+            raise
         return connection
 
     def _read_disk(self, keys: list[str]) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -14,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtl_hybrid import __version__
 from mtl_hybrid.datasets import grouped_train_test_split, load_reviews, read_csv
 from mtl_hybrid.encoding import validate_texts
 from mtl_hybrid.evaluation import evaluate_tasks, format_report
-from mtl_hybrid.persistence import load_pipeline, read_manifest, save_pipeline
+from mtl_hybrid.persistence import default_mode, load_pipeline, read_manifest, save_pipeline
 from mtl_hybrid.pipeline import make_hybrid_pipeline
 
 logger = logging.getLogger("mtl_hybrid.cli")
@@ -30,16 +32,56 @@ def default_cache_dir() -> str:
     return os.environ.get(CACHE_VARIABLE) or str(Path.home() / ".cache" / "mtl_hybrid" / "embeddings")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1."""
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+def at_least_two(text: str) -> int:
+    """argparse type: an integer of at least 2 (folds)."""
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 2, got {text}")
+    return value
+
+
 class CommandError(Exception):
     """An error in the user's input, reported as one line with exit code 2."""
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(temporary, default_mode(0o666))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -49,7 +91,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None, help=f"folder of the on-disk embedding cache (default: ${CACHE_VARIABLE} or ~/.cache/mtl_hybrid/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="keep embeddings in memory only")
-    parser.add_argument("--batch-size", type=int, default=32, help="texts per encoder forward pass (default: 32)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per encoder forward pass (default: 32)")
     parser.add_argument("--device", default=None, help="torch device for the encoder, such as cpu or cuda (default: cuda when available)")
 
 
@@ -58,11 +100,11 @@ def _add_training_options(parser: argparse.ArgumentParser, default_window: int |
     parser.add_argument("--text-column", default="text", help="column of texts (default: text)")
     parser.add_argument("--task", action="append", required=True, dest="tasks", metavar="COLUMN", help="label column to learn; repeat for several tasks")
     parser.add_argument("--group-column", default=None, help="keep each value of this column (a product id) wholly in train or in test")
-    parser.add_argument("--test-size", type=float, default=0.2, help="share of rows held out for testing (default: 0.2)")
+    parser.add_argument("--test-size", type=fraction, default=0.2, help="share of rows held out for testing (default: 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, the folds and XGBoost (default: 0)")
     parser.add_argument("--encoder", default=None, help="sentence-transformers model name or directory, or a model directory written by finetune (default: all-MiniLM-L6-v2 from the installed package)")
     window = "the model's, 256 for MiniLM" if default_window is None else str(default_window)
-    parser.add_argument("--max-seq-length", type=int, default=default_window, help=f"encoder token window; longer texts are truncated (default: {window})")
+    parser.add_argument("--max-seq-length", type=positive_int, default=default_window, help=f"encoder token window; longer texts are truncated (default: {window})")
     parser.add_argument("--output", required=True, help="model directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace the output directory if it exists")
     _add_encoder_options(parser)
@@ -78,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Multi-task text classification: sentence embeddings with one XGBoost head per task.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model on a labelled CSV and report held-out metrics")
@@ -86,23 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="tune each task's XGBoost head with Optuna, then train and report like train")
     _add_training_options(tune)
-    tune.add_argument("--trials", type=int, default=30, help="Optuna trials per task in this run (default: 30)")
-    tune.add_argument("--timeout", type=float, default=None, help="stop starting new trials of a task after this many seconds")
-    tune.add_argument("--cv", type=int, default=3, help="cross-validation folds per trial (default: 3)")
+    tune.add_argument("--trials", type=positive_int, default=30, help="Optuna trials per task in this run (default: 30)")
+    tune.add_argument("--timeout", type=positive_float, default=None, help="stop starting new trials of a task after this many seconds")
+    tune.add_argument("--cv", type=at_least_two, default=3, help="cross-validation folds per trial (default: 3)")
     tune.add_argument("--storage", default=None, help="study storage: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or journal:///FILE (default: in memory)")
     tune.add_argument("--study-name", default="mtl-hybrid", help="study name; each task uses NAME-TASK and resumes it if it exists (default: mtl-hybrid)")
-    tune.add_argument("--n-jobs", type=int, default=1, help="trials run in parallel threads (default: 1)")
+    tune.add_argument("--n-jobs", type=positive_int, default=1, help="trials run in parallel threads (default: 1)")
 
     finetune = commands.add_parser("finetune", help="fine-tune the encoder with one neural head per task, then report like train")
     _add_training_options(finetune, default_window=128)
-    finetune.add_argument("--epochs", type=int, default=1, help="passes over the training rows (default: 1)")
+    finetune.add_argument("--epochs", type=positive_int, default=1, help="passes over the training rows (default: 1)")
     finetune.add_argument("--head", choices=["linear", "mlp"], default="linear", help="head per task (default: linear)")
     finetune.add_argument("--task-weights", choices=["equal", "learned"], default="equal", help="loss weight per task: equal, or learned uncertainty weighting (default: equal)")
     finetune.add_argument("--class-weight", choices=["balanced"], default=None, help="weight classes inversely to their frequency")
-    finetune.add_argument("--encoder-lr", type=float, default=2e-5, help="encoder learning rate (default: 2e-5)")
-    finetune.add_argument("--head-lr", type=float, default=1e-3, help="head learning rate (default: 1e-3)")
-    finetune.add_argument("--freeze-layers", type=int, default=0, help="freeze the token embeddings and this many lower layers (default: 0)")
+    finetune.add_argument("--encoder-lr", type=positive_float, default=2e-5, help="encoder learning rate (default: 2e-5)")
+    finetune.add_argument("--head-lr", type=positive_float, default=1e-3, help="head learning rate (default: 1e-3)")
+    finetune.add_argument("--freeze-layers", type=non_negative_int, default=0, help="freeze the token embeddings and this many lower layers (default: 0)")
     finetune.add_argument("--checkpoint-dir", default=None, help="checkpoint folder; a rerun resumes from its last epoch (default: OUTPUT.checkpoints)")
+    finetune.add_argument("--keep-checkpoints", action="store_true", help="keep the checkpoint folder after a successful run (default: delete it)")
 
     predict = commands.add_parser("predict", help="predict every task for new texts")
     predict.add_argument("--model", required=True, help="model directory written by train")
@@ -111,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("texts", nargs="*", default=[], metavar="TEXT", help="texts to classify")
     predict.add_argument("--text-column", default="text", help="column of texts in --data (default: text)")
     predict.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="output format (default: csv)")
+    predict.add_argument("--id-column", default=None, help="column of --data copied into the output to join predictions back")
     predict.add_argument("--output", default=None, help="write predictions to this file instead of standard output")
     _add_encoder_options(predict)
 
@@ -164,11 +209,30 @@ def _tasks_of(model) -> list[str]:
     return list(final.tasks_)
 
 
+def _check_model_output(path: Path, overwrite: bool) -> None:
+    """Reject an output path that exists, unless it is a model directory and ``overwrite`` is set."""
+    if not path.exists():
+        return
+    if not overwrite:
+        raise CommandError(f"output directory {path} already exists; pass --overwrite to replace it")
+    if not (path / "manifest.json").is_file():
+        raise CommandError(
+            f"--overwrite replaces only model directories written by mtl-hybrid, and {path} is not one "
+            "(no manifest.json); choose another --output"
+        )
+
+
+def _check_file_output(path: Path) -> None:
+    """Reject an output file whose folder is missing or that names a directory."""
+    if path.is_dir():
+        raise CommandError(f"--output {path} is a directory; give a file path")
+    if not path.parent.is_dir():
+        raise CommandError(f"--output {path}: folder {path.parent} does not exist")
+
+
 def _load_split(args):
     """Load the CSV and split it into train and test, as train, tune and finetune do."""
-    output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise CommandError(f"output directory {output} already exists; pass --overwrite to replace it")
+    _check_model_output(Path(args.output), args.overwrite)
     if len(set(args.tasks)) != len(args.tasks):
         raise CommandError(f"--task values must be distinct, got {args.tasks}")
 
@@ -177,6 +241,11 @@ def _load_split(args):
     train, test = grouped_train_test_split(
         frame, stratify_columns=args.tasks, group_column=args.group_column, test_size=args.test_size, random_state=args.seed
     )
+    for task in args.tasks:
+        classes = train[task].dropna().unique()
+        if len(classes) < 2:
+            found = f"only the class {str(classes[0])!r}" if len(classes) else "no labels"
+            raise CommandError(f"task {task!r} has {found} in the training part; it needs at least 2 classes")
     print(f"train: {len(train)} rows, test: {len(test)} rows ({args.data})")
     return train, test
 
@@ -210,7 +279,8 @@ def _evaluate_and_save(pipeline, args, test, fit_seconds: float, extra_metrics: 
     save_pipeline(pipeline, output, metrics=metrics, overwrite=args.overwrite)
     _write_atomic(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if stats is not None:
-        print(f"texts encoded: {stats.encoded} (the rest came from the embedding cache)")
+        cached = stats.memory_hits + stats.disk_hits
+        print(f"texts encoded: {stats.encoded}; embeddings taken from the cache: {cached}")
     print(f"model saved to {output}")
     return metrics
 
@@ -242,8 +312,6 @@ def run_train(args) -> int:
 def run_finetune(args) -> int:
     from mtl_hybrid.finetuning import MultiTaskFineTuner
 
-    if args.epochs < 1:
-        raise CommandError(f"--epochs must be at least 1, got {args.epochs}")
     train, test = _load_split(args)
     checkpoint_dir = args.checkpoint_dir or f"{Path(args.output)}.checkpoints"
     tuner = MultiTaskFineTuner(
@@ -268,15 +336,16 @@ def run_finetune(args) -> int:
 
     extra = {"n_train": len(train), "history": tuner.history_, "best_epoch": tuner.best_epoch_, "task_weights": tuner.task_weights_}
     _evaluate_and_save(tuner, args, test, fit_seconds, extra)
+    if not args.keep_checkpoints:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     print(f"use the fine-tuned encoder under XGBoost heads with: mtl-hybrid train --encoder {args.output} ...")
     return 0
 
 
 def run_tune(args) -> int:
-    from mtl_hybrid.tuning import TunedXGBoostHead, save_study_plots
+    from mtl_hybrid.tuning import TunedXGBoostHead, make_storage, save_study_plots
 
-    if args.trials < 1:
-        raise CommandError(f"--trials must be at least 1, got {args.trials}")
+    make_storage(args.storage)
     train, test = _load_split(args)
     head = TunedXGBoostHead(
         n_trials=args.trials,
@@ -327,12 +396,21 @@ def _predictions_frame(model, texts: list[str]) -> pd.DataFrame:
 
 def run_predict(args) -> int:
     read_manifest(args.model)
+    if args.output:
+        _check_file_output(Path(args.output))
+    ids = None
     if args.data is not None:
-        frame = read_csv(args.data)
-        if args.text_column not in frame.columns:
-            raise CommandError(f"{args.data} has no column {args.text_column!r}; available columns: {list(frame.columns)}")
-        texts = validate_texts(frame[args.text_column], name=f"column {args.text_column!r}")
+        frame = read_csv(args.data, text_column=args.text_column)
+        wanted = [args.text_column] + ([args.id_column] if args.id_column else [])
+        missing = [column for column in wanted if column not in frame.columns]
+        if missing:
+            raise CommandError(f"{args.data} has no column(s) {missing}; available columns: {list(frame.columns)}")
+        # An empty cell is an empty review: it gets a prediction like any other row.
+        texts = validate_texts(frame[args.text_column].fillna(""), name=f"column {args.text_column!r}")
+        ids = frame[args.id_column] if args.id_column else None
     else:
+        if args.id_column:
+            raise CommandError("--id-column needs --data")
         texts = validate_texts(args.texts, name="TEXT")
     if not texts:
         raise CommandError("no texts to predict; pass texts as arguments or --data CSV")
@@ -340,6 +418,8 @@ def run_predict(args) -> int:
     pipeline = load_pipeline(args.model)
     _set_encoder_runtime(pipeline, args)
     predictions = _predictions_frame(pipeline, texts)
+    if ids is not None:
+        predictions.insert(0, args.id_column, ids.to_numpy())
 
     if args.format == "csv":
         text = predictions.to_csv(index=False)
@@ -355,6 +435,8 @@ def run_predict(args) -> int:
 
 def run_evaluate(args) -> int:
     manifest = read_manifest(args.model)
+    if args.output:
+        _check_file_output(Path(args.output))
     tasks = list(manifest["tasks"])
     frame = load_reviews(args.data, args.text_column, tasks)
     pipeline = load_pipeline(args.model)
@@ -386,8 +468,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (CommandError, ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError) as error:
-        message = str(error).strip().strip("'\"") or type(error).__name__
+    except (CommandError, ValueError, OSError, ImportError) as error:
+        message = str(error).strip() or type(error).__name__
         print(f"mtl-hybrid {args.command}: error: {message}", file=sys.stderr)
         return 2
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,18 +29,46 @@ def data_home() -> Path:
     return Path(value)
 
 
-def read_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a UTF-8 CSV file, with errors that name the file and the problem."""
+def _check_utf8(path: Path) -> None:
+    """Raise a ValueError naming the line and byte offset of the first invalid UTF-8 byte."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValueError(
+            f"{path} is not valid UTF-8: byte {data[error.start:error.start + 1]!r} at offset {error.start} "
+            f"(line {line}); re-save the file as UTF-8."
+        ) from error
+
+
+# Cells read as missing labels; a text cell is missing only when it is empty, so a
+# review that reads "NA" or "None" stays a review.
+MISSING_LABELS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "<NA>"]
+
+
+def read_csv(path: str | os.PathLike, text_column: str | None = None) -> pd.DataFrame:
+    """Read a UTF-8 CSV file, with errors that name the file and the problem.
+
+    With ``text_column``, that column is read as strings (numbers stay text, an
+    empty cell is NaN) and the other columns treat :data:`MISSING_LABELS` as missing.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; expected a CSV file.")
     if not path.is_file():
         raise FileNotFoundError(f"CSV file not found: {path}")
+    _check_utf8(path)
+    options: dict = {}
     try:
-        return pd.read_csv(path, encoding="utf-8", keep_default_na=True)
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"{path} is not valid UTF-8 (byte {error.object[error.start:error.start + 1]!r} at offset "
-            f"{error.start}); re-save it as UTF-8."
-        ) from error
+        if text_column is not None:
+            columns = pd.read_csv(path, encoding="utf-8", nrows=0).columns
+            options = {
+                "dtype": {text_column: str} if text_column in columns else None,
+                "keep_default_na": False,
+                "na_values": {column: [""] if column == text_column else MISSING_LABELS for column in columns},
+            }
+        return pd.read_csv(path, encoding="utf-8", **options)
     except pd.errors.EmptyDataError as error:
         raise ValueError(f"{path} is empty; expected a CSV with a header row.") from error
     except pd.errors.ParserError as error:
@@ -83,7 +112,7 @@ def load_reviews(
     DataFrame
         The text, task and extra columns; task labels are strings, missing ones NaN.
     """
-    frame = read_csv(path)
+    frame = read_csv(path, text_column=text_column)
     columns = [text_column, *task_columns, *[c for c in extra_columns if c not in task_columns]]
     check_columns(frame, columns, str(path))
     frame = frame[columns].copy()
@@ -110,10 +139,12 @@ def load_reviews(
 def _stratification_labels(labels: pd.DataFrame, n_splits: int) -> np.ndarray:
     """Return one label per row to stratify on: the joint label of all tasks when
     every combination has at least ``n_splits`` rows, else the first task."""
-    joint = labels.astype(str).agg("|".join, axis=1)
+    # Missing labels form their own stratum, so they spread over both parts too.
+    as_text = labels.astype(object).where(labels.notna(), "<missing>").astype(str)
+    joint = as_text.agg("|".join, axis=1)
     if joint.value_counts().min() >= n_splits:
         return joint.to_numpy()
-    return labels.iloc[:, 0].astype(str).to_numpy()
+    return as_text.iloc[:, 0].to_numpy()
 
 
 def grouped_train_test_split(
@@ -162,7 +193,16 @@ def grouped_train_test_split(
                 f"Group column {group_column!r} has {n_groups} group(s); a test_size of {test_size} needs at least {n_splits}."
             )
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-        train_rows, test_rows = next(splitter.split(np.zeros(len(frame)), strata, groups.astype(str)))
+        rare = pd.Series(strata).value_counts()
+        if rare.min() < n_splits:
+            logger.warning(
+                "Label %r has only %d row(s), fewer than the %d parts the split needs; it may be missing from train or test",
+                rare.idxmin(), rare.min(), n_splits,
+            )
+        with warnings.catch_warnings():
+            # The warning above says the same in the terms of this split.
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            train_rows, test_rows = next(splitter.split(np.zeros(len(frame)), strata, groups.astype(str)))
 
     logger.info("Split %d rows into %d train and %d test", len(frame), len(train_rows), len(test_rows))
     return frame.iloc[np.sort(train_rows)].reset_index(drop=True), frame.iloc[np.sort(test_rows)].reset_index(drop=True)

@@ -58,11 +58,17 @@ def resolve_model_reference(model_name_or_path: str | os.PathLike | None) -> str
 
 
 def _pick_device(device: str | None) -> str:
-    if device is not None:
-        return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device {device!r} is not a torch device; use cpu, cuda or cuda:N.") from error
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but CUDA is not available; use cpu.")
+    return device
 
 
 def shared_model(model_name_or_path: str | os.PathLike | None = None, device: str | None = None, backend: str = "torch"):

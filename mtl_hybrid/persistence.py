@@ -33,6 +33,13 @@ MODEL_FILE = "model.joblib"
 _DEPENDENCIES = ["mtl-hybrid", "scikit-learn", "xgboost", "xgboost-cpu", "sentence-transformers", "torch", "numpy"]
 
 
+def default_mode(mode: int) -> int:
+    """Return ``mode`` with the process umask applied, as open() would for a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -101,6 +108,8 @@ def save_pipeline(estimator, directory: str | os.PathLike, *, metrics: dict | No
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise FileExistsError(f"Output directory {directory} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
+    if directory.exists() and not (directory / MANIFEST).is_file():
+        raise FileExistsError(f"{directory} exists and is not a model directory (no {MANIFEST}); overwrite replaces only model directories.")
     directory.parent.mkdir(parents=True, exist_ok=True)
 
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
@@ -128,6 +137,7 @@ def save_pipeline(estimator, directory: str | os.PathLike, *, metrics: dict | No
             handle.flush()
             os.fsync(handle.fileno())
 
+        os.chmod(staging, default_mode(0o777))
         backup = None
         if directory.exists():
             backup = directory.with_name(f".{directory.name}.old-{os.getpid()}")
@@ -148,6 +158,8 @@ def save_pipeline(estimator, directory: str | os.PathLike, *, metrics: dict | No
 def read_manifest(directory: str | os.PathLike) -> dict:
     """Return the manifest of a model directory, checking that it is complete."""
     directory = Path(directory)
+    if directory.is_file():
+        raise NotADirectoryError(f"{directory} is a file; expected a model directory written by save_pipeline or mtl-hybrid train.")
     if not directory.is_dir():
         raise FileNotFoundError(f"Model directory not found: {directory}")
     path = directory / MANIFEST

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -88,8 +89,6 @@ def make_storage(storage):
         raise ValueError(
             f"storage {url!r} is not a URL; use sqlite:///FILE, postgresql://..., or journal:///FILE."
         )
-    import warnings
-
     from optuna.storages import RDBStorage
 
     try:
@@ -97,16 +96,30 @@ def make_storage(storage):
     except ImportError:  # Optuna < 4.9
         from optuna.storages import RetryFailedTrialCallback as RetryCallback
 
-    with warnings.catch_warnings():
-        # Optuna marks the heartbeat as experimental; it is the documented way to
-        # recover trials of killed workers.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(
-            url,
-            heartbeat_interval=30,
-            grace_period=90,
-            heartbeat_stale_trial_callback=RetryCallback(max_retry=1),
-        )
+    try:
+        with warnings.catch_warnings():
+            # Optuna marks the heartbeat as experimental; it is the documented way to
+            # recover trials of killed workers.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                heartbeat_interval=30,
+                grace_period=90,
+                heartbeat_stale_trial_callback=RetryCallback(max_retry=1),
+            )
+    except ImportError as error:
+        raise ValueError(f"storage {_mask_password(url)}: the database driver is not installed ({error}).") from error
+    except Exception as error:
+        # SQLAlchemy raises its own error types (OperationalError, ArgumentError, ...).
+        reason = str(error).splitlines()[0]
+        raise ValueError(f"storage {_mask_password(url)} could not be opened: {reason}") from error
+
+
+def _mask_password(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def suggest(trial, name: str, distribution):
@@ -122,6 +135,25 @@ def suggest(trial, name: str, distribution):
     raise TypeError(
         f"search_space[{name!r}] must be an Optuna Float-, Int- or CategoricalDistribution, got {distribution!r}."
     )
+
+
+def _check_search_space(space: dict) -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    for name, distribution in space.items():
+        if not isinstance(distribution, (FloatDistribution, IntDistribution, CategoricalDistribution)):
+            raise TypeError(
+                f"search_space[{name!r}] must be an Optuna Float-, Int- or CategoricalDistribution, got {distribution!r}."
+            )
+
+
+def _within(distribution, value) -> bool:
+    """Return whether ``value`` is one the distribution can propose."""
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return value in distribution.choices
+    return isinstance(value, Real) and distribution.low <= value <= distribution.high
 
 
 def _round_counter_class():
@@ -173,8 +205,10 @@ class TunedXGBoostHead(ClassifierMixin, BaseEstimator):
     scoring : str or callable, default="f1_macro"
         Score to maximise, as accepted by :func:`sklearn.metrics.check_scoring`.
     sampler : optuna.samplers.BaseSampler, default=None
-        ``None`` is ``TPESampler(seed=random_state)``. Give each of several workers
-        sharing a study its own seed, or they propose the same parameters.
+        ``None`` is ``TPESampler(seed=random_state, multivariate=True)``, and a new
+        study then starts with one trial of the template's own parameters. Give each
+        of several workers sharing a study its own seed, or they propose the same
+        parameters.
     pruner : optuna.pruners.BasePruner, default=None
         ``None`` is ``MedianPruner(n_startup_trials=5, n_warmup_steps=20)``. Pass
         ``optuna.pruners.NopPruner()`` to disable pruning.
@@ -261,13 +295,38 @@ class TunedXGBoostHead(ClassifierMixin, BaseEstimator):
         params["eval_metric"] = [PRUNING_METRIC, loss]
         return base.set_params(xgb_params=params)
 
-    def _create_study(self):
+    def _create_study(self, data_key: str):
         import optuna
 
-        sampler = self.sampler if self.sampler is not None else optuna.samplers.TPESampler(seed=self.random_state)
+        storage = make_storage(self.storage)
+        n_existing = 0
+        if storage is not None and self.study_name is not None:
+            try:
+                existing = optuna.load_study(study_name=self.study_name, storage=storage)
+            except KeyError:
+                existing = None
+            if existing is not None:
+                n_existing = len(existing.trials)
+                recorded = existing.user_attrs.get("data_key")
+                if recorded is not None and recorded != data_key:
+                    raise ValueError(
+                        f"Study {self.study_name!r} in the storage was run on other data, folds or search space; "
+                        "resume it only with the same inputs, or choose another study_name."
+                    )
+
+        sampler = self.sampler
+        if sampler is None:
+            with warnings.catch_warnings():
+                # Optuna marks multivariate TPE as experimental since 2.2; it models
+                # the parameters jointly, which suits correlated ones such as
+                # learning rate and rounds.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                # A resumed study gets a seed shifted by its trial count, so its random
+                # start-up trials differ from the ones already run.
+                sampler = optuna.samplers.TPESampler(seed=self.random_state + n_existing, multivariate=True)
         pruner = self.pruner if self.pruner is not None else optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20)
         study = optuna.create_study(
-            storage=make_storage(self.storage),
+            storage=storage,
             study_name=self.study_name,
             sampler=sampler,
             pruner=pruner,
@@ -277,7 +336,31 @@ class TunedXGBoostHead(ClassifierMixin, BaseEstimator):
         finished = [trial for trial in study.trials if trial.state.is_finished()]
         if finished:
             logger.info("Resuming study %r with %d finished trial(s)", study.study_name, len(finished))
+        study.set_user_attr("data_key", data_key)
         return study
+
+    def _enqueue_defaults(self, study, base, space: dict) -> None:
+        """Queue the template's own parameters as the first trial of a new study, so
+        the search never ends with a cross-validated score below the untuned head."""
+        if study.trials:
+            return
+        defaults = {name: base.get_params()[name] for name in space if name in base.get_params()}
+        valid = {name: value for name, value in defaults.items() if _within(space[name], value)}
+        if valid:
+            study.enqueue_trial(valid, skip_if_exists=True)
+
+    @staticmethod
+    def _data_key(X, y, splits, space) -> str:
+        """Return a hash of the data, folds and search space, recorded in the study."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(X).tobytes())
+        digest.update("\0".join(map(str, y)).encode())
+        for _, test_rows in splits:
+            digest.update(np.asarray(test_rows).tobytes())
+        digest.update(repr(sorted((name, repr(dist)) for name, dist in space.items())).encode())
+        return digest.hexdigest()
 
     def _splits(self, X, y, groups):
         if isinstance(self.cv, Integral):
@@ -338,10 +421,13 @@ class TunedXGBoostHead(ClassifierMixin, BaseEstimator):
 
         base = self._base_estimator()
         space = self.search_space if self.search_space is not None else default_search_space()
+        _check_search_space(space)
         scorer = check_scoring(base, scoring=self.scoring)
         splits = self._splits(X, y, None if groups is None else np.asarray(groups))
 
-        study = self._create_study()
+        study = self._create_study(self._data_key(X, y, splits, space))
+        if self.sampler is None:
+            self._enqueue_defaults(study, base, space)
         rounds_total: list[int] = []
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study.optimize(
@@ -398,7 +484,6 @@ def save_study_plots(study, directory, prefix: str) -> list:
 
     Returns the paths written. Needs matplotlib (``pip install mtl-hybrid[plot]``).
     """
-    import warnings
     from pathlib import Path
 
     try:

@@ -120,7 +120,7 @@ def test_single_class_task(clothing, tmp_path, capsys):
     clothing.assign(sentiment="positive").to_csv(path, index=False)
     code = main(["train", "--data", str(path), "--task", "sentiment", "--cache-dir", str(tmp_path / "c"), "--output", str(tmp_path / "m")])
     assert code == 2
-    assert "only one class: 'positive'" in capsys.readouterr().err
+    assert "task 'sentiment' has only the class 'positive' in the training part" in capsys.readouterr().err
 
 
 def test_predict_missing_text_rejected(model_dir, tmp_path, capsys):
@@ -155,3 +155,74 @@ def test_clear_memory_between_runs(clothing_csv, cache_dir, tmp_path):
     clear_memory_cache()
     assert main(["train", "--data", str(clothing_csv), "--task", "category", "--cache-dir", str(cache_dir), "--output", str(tmp_path / "m")]) == 0
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["texts_encoded"] == 0
+
+
+def test_overwrite_only_model_dirs(clothing_csv, tmp_path, capsys):
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    code = main(["train", "--data", str(clothing_csv), "--task", "category", "--output", str(folder), "--overwrite"])
+    assert code == 2
+    assert "replaces only model directories" in capsys.readouterr().err
+    assert (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_missing_labels_train(clothing, tmp_path):
+    data = clothing.copy()
+    data.loc[:30, "sentiment"] = None
+    path = tmp_path / "partial.csv"
+    data.to_csv(path, index=False)
+    output = tmp_path / "m"
+    code = main(["train", "--data", str(path), "--task", "category", "--task", "sentiment", "--group-column", "clothing_id",
+                 "--cache-dir", str(tmp_path / "c"), "--output", str(output)])
+    assert code == 0
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["tasks"]["sentiment"]["n_samples"] < metrics["tasks"]["category"]["n_samples"]
+
+
+def test_predict_empty_cell_and_ids(model_dir, tmp_path):
+    path = tmp_path / "texts.csv"
+    path.write_text("id,text\n7,Lovely dress\n8,\n9,NA\n")
+    output = tmp_path / "out.csv"
+    assert main(["predict", "--model", str(model_dir), "--data", str(path), "--id-column", "id", "--output", str(output)]) == 0
+    rows = pd.read_csv(output, keep_default_na=False)
+    assert rows["id"].tolist() == [7, 8, 9]
+    assert rows["text"].tolist() == ["Lovely dress", "", "NA"]
+    assert oct(output.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--test-size", "1.5"], "--test-size: must be a number between 0 and 1"),
+        (["--batch-size", "0"], "--batch-size: must be an integer of at least 1"),
+        (["--max-seq-length", "0"], "--max-seq-length: must be an integer of at least 1"),
+    ],
+)
+def test_invalid_options_rejected_early(clothing_csv, tmp_path, arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", str(clothing_csv), "--task", "category", "--output", str(tmp_path / "m"), *arguments])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_predict_output_directory_rejected(model_dir, tmp_path, capsys):
+    assert main(["predict", "--model", str(model_dir), "--output", str(tmp_path), "text"]) == 2
+    assert "is a directory; give a file path" in capsys.readouterr().err
+
+
+def test_model_path_is_file(clothing_csv, capsys):
+    assert main(["predict", "--model", str(clothing_csv), "text"]) == 2
+    assert "is a file; expected a model directory" in capsys.readouterr().err
+
+
+def test_version_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("mtl-hybrid 0.")

@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.base import clone
 
 from mtl_hybrid import SentenceEncoder, clear_memory_cache
@@ -130,3 +131,21 @@ def test_feature_names(encoder, texts):
 def test_invalid_param_rejected():
     with pytest.raises(ValueError, match="batch_size"):
         SentenceEncoder(batch_size=0).fit()
+
+
+def test_damaged_disk_cache_rebuilt(tmp_path, texts):
+    encoder = SentenceEncoder(cache_dir=tmp_path).fit()
+    path = encoder._cache().disk_path
+    path.write_bytes(b"this is not an SQLite database" * 100)
+    clear_memory_cache()
+    embeddings = SentenceEncoder(cache_dir=tmp_path).fit().transform(texts[:2])
+    assert embeddings.shape == (2, 384)
+    assert path.with_name(path.name + ".damaged").is_file()
+
+
+@pytest.mark.parametrize("device, message", [("banana", "is not a torch device"), ("cuda:7", "CUDA is not available")])
+def test_invalid_device_rejected(device, message):
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("CUDA is available on this machine")
+    with pytest.raises(ValueError, match=message):
+        SentenceEncoder(device=device).fit()

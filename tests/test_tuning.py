@@ -63,6 +63,13 @@ class AlwaysPrune(optuna.pruners.BasePruner):
         return True
 
 
+def test_first_trial_is_template(embedded):
+    X, reviews = embedded
+    head = TunedXGBoostHead(n_trials=2).fit(X, reviews["sentiment"])
+    assert head.study_.trials[0].params["max_depth"] == 4
+    assert head.study_.trials[0].params["class_weight"] is None
+
+
 def test_tuned_head_fits(embedded):
     X, reviews = embedded
     head = TunedXGBoostHead(n_trials=4).fit(X, reviews["sentiment"], groups=reviews["asin"])
@@ -123,6 +130,30 @@ def test_resume_keeps_trials(embedded, tmp_path):
     assert len(second.study_.trials) == 5
     assert [trial.value for trial in second.study_.trials[:3]] == values
     assert second.best_score_ >= first.best_score_
+    old = [trial.params for trial in second.study_.trials[:3]]
+    assert all(trial.params not in old for trial in second.study_.trials[3:])
+
+
+def test_resume_other_data_rejected(embedded, tmp_path):
+    X, reviews = embedded
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    TunedXGBoostHead(n_trials=1, storage=storage, study_name="one").fit(X, reviews["sentiment"])
+    with pytest.raises(ValueError, match="was run on other data"):
+        TunedXGBoostHead(n_trials=1, storage=storage, study_name="one").fit(X, reviews["category"])
+
+
+@pytest.mark.parametrize(
+    "storage, message",
+    [
+        ("sqlite:////nonexistent/folder/study.db", "could not be opened"),
+        ("postgresql://user:secret@127.0.0.1:1/db", "could not be opened"),
+        ("not-a-url", "is not a URL"),
+    ],
+)
+def test_bad_storage_rejected(storage, message):
+    with pytest.raises(ValueError, match=message) as error:
+        make_storage(storage)
+    assert "secret" not in str(error.value)
 
 
 def test_resume_after_kill(saved_embeddings, tmp_path):
