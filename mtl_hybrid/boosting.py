@@ -165,7 +165,13 @@ class XGBoostHead(ClassifierMixin, BaseEstimator):
         return int(self.random_state)
 
     def _make_booster(self, seed: int, n_classes: int, callbacks=None, early_stopping_rounds=None):
-        from xgboost import XGBClassifier
+        try:
+            from xgboost import XGBClassifier
+        except ImportError as error:
+            raise ImportError(
+                "XGBoostHead needs the xgboost module: install `pip install mtl-hybrid[cpu]` (xgboost-cpu) "
+                "or `pip install mtl-hybrid[gpu]` (xgboost with GPU support)."
+            ) from error
 
         params = dict(
             n_estimators=self.n_estimators,

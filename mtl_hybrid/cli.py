@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--cv", type=at_least_two, default=3, help="cross-validation folds per trial (default: 3)")
     tune.add_argument("--storage", default=None, help="study storage: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or journal:///FILE (default: in memory)")
     tune.add_argument("--study-name", default="mtl-hybrid", help="study name; each task uses NAME-TASK and resumes it if it exists (default: mtl-hybrid)")
+    tune.add_argument("--sampler-seed", type=int, default=None, help="seed of the TPE sampler; give each worker sharing a study its own (default: --seed)")
     tune.add_argument("--n-jobs", type=positive_int, default=1, help="trials run in parallel threads (default: 1)")
 
     finetune = commands.add_parser("finetune", help="fine-tune the encoder with one neural head per task, then report like train")
@@ -347,7 +348,13 @@ def run_tune(args) -> int:
 
     make_storage(args.storage)
     train, test = _load_split(args)
+    sampler = None
+    if args.sampler_seed is not None:
+        import optuna
+
+        sampler = optuna.samplers.TPESampler(seed=args.sampler_seed, multivariate=True)
     head = TunedXGBoostHead(
+        sampler=sampler,
         n_trials=args.trials,
         timeout=args.timeout,
         cv=args.cv,

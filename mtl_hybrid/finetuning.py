@@ -129,6 +129,8 @@ class MultiTaskFineTuner(TransformerMixin, BaseEstimator):
     checkpoint_dir : str, default=None
         Folder for a checkpoint after every epoch; ``fit`` resumes from the last one
         made with the same data and parameters. ``None`` uses a new temporary folder.
+        ``epochs`` is not part of that match, so raising it and refitting continues
+        training, with the learning-rate schedule stretched to the new length.
     device : str, default=None
         Torch device; ``None`` picks CUDA when available.
     show_progress_bar : bool, default=True
@@ -573,7 +575,7 @@ class MultiTaskFineTuner(TransformerMixin, BaseEstimator):
             self._head_modules = modules
         return self._head_modules
 
-    def predict_proba(self, X) -> pd.DataFrame | list:
+    def predict_proba(self, X) -> list | np.ndarray:
         """Return class probabilities per task: a list of arrays in ``tasks_`` order
         (a single array when fitted on a 1-D ``y``)."""
         import torch

@@ -130,11 +130,8 @@ def suggest(trial, name: str, distribution):
         return trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log, step=distribution.step)
     if isinstance(distribution, IntDistribution):
         return trial.suggest_int(name, distribution.low, distribution.high, log=distribution.log, step=distribution.step)
-    if isinstance(distribution, CategoricalDistribution):
-        return trial.suggest_categorical(name, distribution.choices)
-    raise TypeError(
-        f"search_space[{name!r}] must be an Optuna Float-, Int- or CategoricalDistribution, got {distribution!r}."
-    )
+    _check_search_space({name: distribution})
+    return trial.suggest_categorical(name, distribution.choices)
 
 
 def _check_search_space(space: dict) -> None:
@@ -317,9 +314,9 @@ class TunedXGBoostHead(ClassifierMixin, BaseEstimator):
         sampler = self.sampler
         if sampler is None:
             with warnings.catch_warnings():
-                # Optuna marks multivariate TPE as experimental since 2.2; it models
-                # the parameters jointly, which suits correlated ones such as
-                # learning rate and rounds.
+                # Optuna marks multivariate TPE as experimental. It models the
+                # parameters jointly, which suits correlated ones such as the
+                # learning rate and the depth.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 # A resumed study gets a seed shifted by its trial count, so its random
                 # start-up trials differ from the ones already run.
@@ -341,7 +338,7 @@ class TunedXGBoostHead(ClassifierMixin, BaseEstimator):
 
     def _enqueue_defaults(self, study, base, space: dict) -> None:
         """Queue the template's own parameters as the first trial of a new study, so
-        the search never ends with a cross-validated score below the untuned head."""
+        the untuned head's cross-validated score is among the trials compared."""
         if study.trials:
             return
         defaults = {name: base.get_params()[name] for name in space if name in base.get_params()}

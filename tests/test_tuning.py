@@ -40,14 +40,17 @@ def saved_embeddings(embedded, tmp_path_factory):
 
 
 def worker_command(folder, storage: str, study_name: str, n_trials: int, seed: int) -> list[str]:
-    """Return a command that runs one tuning worker in its own process."""
+    """Return a command that runs one tuning worker in its own process; ``seed``
+    seeds its sampler, while the folds stay those of every other worker."""
     code = textwrap.dedent(
         f"""
         import numpy as np
+        import optuna
         from mtl_hybrid.tuning import TunedXGBoostHead
         X = np.load({str(folder / "X.npy")!r})
         y = np.load({str(folder / "y.npy")!r})
-        TunedXGBoostHead(n_trials={n_trials}, storage={storage!r}, study_name={study_name!r}, random_state={seed}).fit(X, y)
+        sampler = optuna.samplers.TPESampler(seed={seed})
+        TunedXGBoostHead(n_trials={n_trials}, storage={storage!r}, study_name={study_name!r}, sampler=sampler).fit(X, y)
         """
     )
     return [sys.executable, "-c", code]
