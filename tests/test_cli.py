@@ -123,13 +123,6 @@ def test_single_class_task(clothing, tmp_path, capsys):
     assert "task 'sentiment' has only the class 'positive' in the training part" in capsys.readouterr().err
 
 
-def test_predict_missing_text_rejected(model_dir, tmp_path, capsys):
-    path = tmp_path / "texts.csv"
-    pd.DataFrame({"text": ["fine", None, "good"]}).to_csv(path, index=False)
-    assert main(["predict", "--model", str(model_dir), "--data", str(path)]) == 2
-    assert "row 1: nan" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("command", ["train", "predict", "evaluate"])
 def test_help(command):
     result = subprocess.run([sys.executable, "-m", "mtl_hybrid.cli", command, "--help"], capture_output=True, text=True)
