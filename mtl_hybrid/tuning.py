@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from numbers import Integral, Real
 
@@ -96,23 +97,33 @@ def make_storage(storage):
     except ImportError:  # Optuna < 4.9
         from optuna.storages import RetryFailedTrialCallback as RetryCallback
 
-    try:
-        with warnings.catch_warnings():
-            # Optuna marks the heartbeat as experimental; it is the documented way to
-            # recover trials of killed workers.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                url,
-                heartbeat_interval=30,
-                grace_period=90,
-                heartbeat_stale_trial_callback=RetryCallback(max_retry=1),
-            )
-    except ImportError as error:
-        raise ValueError(f"storage {_mask_password(url)}: the database driver is not installed ({error}).") from error
-    except Exception as error:
-        # SQLAlchemy raises its own error types (OperationalError, ArgumentError, ...).
-        reason = str(error).splitlines()[0]
-        raise ValueError(f"storage {_mask_password(url)} could not be opened: {reason}") from error
+    import sqlalchemy.exc
+
+    # Workers that start together on a new database race to create Optuna's tables,
+    # and the losers get an IntegrityError; by the next attempt the tables exist.
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                # Optuna marks the heartbeat as experimental; it is the documented way
+                # to recover trials of killed workers.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    heartbeat_interval=30,
+                    grace_period=90,
+                    heartbeat_stale_trial_callback=RetryCallback(max_retry=1),
+                )
+        except sqlalchemy.exc.IntegrityError as error:
+            if attempt == 2:
+                raise ValueError(f"storage {_mask_password(url)} could not be set up: {str(error).splitlines()[0]}") from error
+            logger.info("Optuna tables in %s were created concurrently; retrying", _mask_password(url))
+            time.sleep(0.5 * (attempt + 1))
+        except ImportError as error:
+            raise ValueError(f"storage {_mask_password(url)}: the database driver is not installed ({error}).") from error
+        except Exception as error:
+            # SQLAlchemy raises its own error types (OperationalError, ArgumentError, ...).
+            reason = str(error).splitlines()[0]
+            raise ValueError(f"storage {_mask_password(url)} could not be opened: {reason}") from error
 
 
 def _mask_password(url: str) -> str:
