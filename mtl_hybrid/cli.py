@@ -32,20 +32,22 @@ def default_cache_dir() -> str:
     return os.environ.get(CACHE_VARIABLE) or str(Path.home() / ".cache" / "mtl_hybrid" / "embeddings")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text}")
-    return value
+def int_at_least(minimum: int):
+    """Return an argparse type that accepts integers of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer of at least {minimum}, got {text}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer of at least 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer of at least 0, got {text}")
-    return value
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+at_least_two = int_at_least(2)
 
 
 def positive_float(text: str) -> float:
@@ -61,14 +63,6 @@ def fraction(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be a number between 0 and 1 (exclusive), got {text}")
-    return value
-
-
-def at_least_two(text: str) -> int:
-    """argparse type: an integer of at least 2 (folds)."""
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be an integer of at least 2, got {text}")
     return value
 
 
