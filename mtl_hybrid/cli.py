@@ -402,8 +402,8 @@ def run_predict(args) -> int:
     ids = None
     if args.data is not None:
         frame = read_csv(args.data, text_column=args.text_column)
-        wanted = [args.text_column] + ([args.id_column] if args.id_column else [])
-        missing = [column for column in wanted if column not in frame.columns]
+        required = [args.text_column] + ([args.id_column] if args.id_column else [])
+        missing = [column for column in required if column not in frame.columns]
         if missing:
             raise CommandError(f"{args.data} has no column(s) {missing}; available columns: {list(frame.columns)}")
         # An empty cell is an empty review: it gets a prediction like any other row.

@@ -42,7 +42,7 @@ def _check_utf8(path: Path) -> None:
         ) from error
 
 
-# Cells read as missing labels; a text cell is missing only when it is empty, so a
+# Cells read as missing labels. A text cell is missing only when it is empty, so a
 # review that reads "NA" or "None" stays a review.
 MISSING_LABELS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "<NA>"]
 
@@ -200,7 +200,7 @@ def grouped_train_test_split(
                 rare.idxmin(), rare.min(), n_splits,
             )
         with warnings.catch_warnings():
-            # The warning above says the same in the terms of this split.
+            # The warning logged above reports the same problem in the terms of this split.
             warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
             train_rows, test_rows = next(splitter.split(np.zeros(len(frame)), strata, groups.astype(str)))
 

@@ -2,7 +2,7 @@
 
 Transformer models are heavy, so they load lazily on first use and are shared
 through a process-wide registry keyed by model path, device and backend. An
-estimator never holds a model in its ``__dict__``: ``clone`` and ``pickle``
+estimator never stores a model in its ``__dict__``: ``clone`` and ``pickle``
 stay cheap and a saved pipeline never contains weights.
 """
 
@@ -156,10 +156,10 @@ def validate_texts(X, *, name: str = "X") -> list[str]:
 
     bad = [(i, value) for i, value in enumerate(values) if not isinstance(value, str)]
     if bad:
-        shown = ", ".join(f"row {i}: {value!r} ({type(value).__name__})" for i, value in bad[:5])
+        examples = ", ".join(f"row {i}: {value!r} ({type(value).__name__})" for i, value in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise ValueError(
-            f"{name} must contain only strings; found {len(bad)} invalid value(s) ({shown}{more}). "
+            f"{name} must contain only strings; found {len(bad)} invalid value(s) ({examples}{more}). "
             "Drop or fill missing texts and convert other values to str before encoding."
         )
     return values

@@ -1,6 +1,6 @@
 """Saving fitted pipelines to a directory and loading them back.
 
-A model directory holds ``manifest.json`` (format version, package versions,
+A model directory contains ``manifest.json`` (format version, package versions,
 tasks and their labels, file checksums, training metrics) and ``model.joblib``,
 the fitted estimator. Sentence-transformers weights are never stored in it:
 the encoder keeps only the model reference and loads it again on first use.

@@ -68,9 +68,9 @@ def make_storage(storage):
     ``None`` keeps the study in memory. A ``journal:///path/to/file`` URL (or any
     path ending in ``.journal``) uses a journal file that several processes on
     one machine may share. Any other string is a SQLAlchemy URL, such as
-    ``sqlite:///study.db`` or ``postgresql://user:password@host/db``; it gets a
-    heartbeat, so a trial whose worker was killed is marked failed and retried
-    by the next worker instead of staying RUNNING.
+    ``sqlite:///study.db`` or ``postgresql://user:password@host/db``. Such a
+    storage gets a heartbeat. A trial whose worker was killed is then marked
+    failed and retried by the next worker instead of staying RUNNING.
     """
     import optuna
 
@@ -100,7 +100,7 @@ def make_storage(storage):
     import sqlalchemy.exc
 
     # Workers that start together on a new database race to create Optuna's tables,
-    # and the losers get an IntegrityError; by the next attempt the tables exist.
+    # and the losers get an IntegrityError. By the next attempt the tables exist.
     for attempt in range(3):
         try:
             with warnings.catch_warnings():
