@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -14,12 +15,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from mtl_hybrid import __version__
+from mtl_hybrid.compare import (
+    BUILTIN_CANDIDATES,
+    compare_heads,
+    make_candidate,
+    read_config,
+)
 from mtl_hybrid.datasets import grouped_train_test_split, load_reviews, read_csv
-from mtl_hybrid.encoding import validate_texts
+from mtl_hybrid.encoding import SentenceEncoder, validate_texts
 from mtl_hybrid.evaluation import evaluate_tasks, format_report
-from mtl_hybrid.persistence import default_mode, load_pipeline, read_manifest, save_pipeline
+from mtl_hybrid.finetuning import MultiTaskFineTuner
+from mtl_hybrid.persistence import (
+    default_mode,
+    load_pipeline,
+    read_manifest,
+    save_pipeline,
+)
 from mtl_hybrid.pipeline import make_hybrid_pipeline
 
 logger = logging.getLogger("mtl_hybrid.cli")
@@ -160,6 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--text-column", default="text", help="column of texts (default: text)")
     evaluate.add_argument("--output", default=None, help="write the metrics as JSON to this file")
     _add_encoder_options(evaluate)
+
+    compare = commands.add_parser(
+        "compare", help="cross-validate several heads on the same folds and write a report with intervals and plots"
+    )
+    compare.add_argument("--config", default=None, help="TOML file with the data, candidates and their settings; flags override it")
+    compare.add_argument("--data", default=None, help="UTF-8 CSV file with a text column and one column per task")
+    compare.add_argument("--text-column", default=None, help="column of texts (default: text)")
+    compare.add_argument("--task", action="append", default=None, dest="tasks", metavar="COLUMN", help="label column; repeat for several tasks")
+    compare.add_argument("--heads", default=None, help=f"comma-separated candidates (default: all of {','.join(BUILTIN_CANDIDATES)} and those of --config)")
+    compare.add_argument("--folds", type=at_least_two, default=None, help="cross-validation folds (default: 5)")
+    compare.add_argument("--group-column", default=None, help="keep each value of this column (a product id) inside one test fold")
+    compare.add_argument("--seed", type=int, default=None, help="seed of the folds and of every candidate (default: 0)")
+    compare.add_argument("--encoder", default=None, help="frozen sentence-transformers model name or directory (default: all-MiniLM-L6-v2)")
+    compare.add_argument("--max-seq-length", type=positive_int, default=None, help="frozen encoder's token window (default: the model's, 256 for MiniLM)")
+    compare.add_argument("--output", required=True, help="report folder; a rerun with the same settings resumes in it")
+    _add_encoder_options(compare)
     return parser
 
 
@@ -452,12 +482,93 @@ def run_evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"train": run_train, "tune": run_tune, "finetune": run_finetune, "predict": run_predict, "evaluate": run_evaluate}
+def _compare_settings(args) -> dict:
+    """Merge the flags of ``compare`` over its config file and the defaults."""
+    config = read_config(args.config) if args.config else {}
+    data, options = config.get("data", {}), config.get("compare", {})
+    unknown_data = set(data) - {"path", "text_column", "tasks", "group_column"}
+    unknown_options = set(options) - {"heads", "folds", "seed", "title"}
+    if unknown_data or unknown_options:
+        raise CommandError(
+            f"{args.config}: unknown key(s) {sorted(unknown_data | unknown_options)}; [data] accepts path, text_column, "
+            "tasks, group_column and [compare] accepts heads, folds, seed, title"
+        )
+
+    def pick(flag, value, default):
+        return flag if flag is not None else value if value is not None else default
+
+    settings = {
+        "data": pick(args.data, data.get("path"), None),
+        "text_column": pick(args.text_column, data.get("text_column"), "text"),
+        "tasks": pick(args.tasks, data.get("tasks"), None),
+        "group_column": pick(args.group_column, data.get("group_column"), None),
+        "folds": pick(args.folds, options.get("folds"), 5),
+        "seed": pick(args.seed, options.get("seed"), 0),
+        "title": options.get("title"),
+    }
+    if settings["data"] is None or not settings["tasks"]:
+        raise CommandError("compare needs --data and at least one --task, on the command line or in --config")
+    tables = config.get("candidates", {})
+    heads = args.heads.split(",") if args.heads else options.get("heads")
+    settings["heads"] = [h.strip() for h in heads if h.strip()] if heads else [*BUILTIN_CANDIDATES, *[n for n in tables if n not in BUILTIN_CANDIDATES]]
+    settings["candidates"] = [make_candidate(name, tables.get(name), settings["seed"]) for name in settings["heads"]]
+
+    encoder_options = dict(config.get("encoder", {}))
+    if args.encoder is not None:
+        encoder_options["model_name_or_path"] = _resolve_encoder(args.encoder)
+    if args.max_seq_length is not None:
+        encoder_options["max_seq_length"] = args.max_seq_length
+    encoder_options.update(cache_dir=_cache_dir(args), batch_size=args.batch_size, device=args.device, show_progress_bar=True)
+    tfidf_options = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("tfidf", {}).items()}
+    try:
+        settings["encoder"] = SentenceEncoder(**encoder_options)
+        settings["tfidf"] = TfidfVectorizer(**({"ngram_range": (1, 2), "min_df": 2, "sublinear_tf": True} | tfidf_options))
+        settings["finetuner"] = MultiTaskFineTuner(**(config.get("finetuning", {}) | {"show_progress_bar": False, "device": args.device}))
+    except TypeError as error:
+        raise CommandError(f"{args.config}: invalid option in [encoder], [tfidf] or [finetuning]: {error}") from error
+    return settings
+
+
+def run_compare(args) -> int:
+    settings = _compare_settings(args)
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise CommandError(f"--output {output} is a file; give a folder")
+    extra = [settings["group_column"]] if settings["group_column"] else []
+    frame = load_reviews(settings["data"], settings["text_column"], settings["tasks"], extra_columns=extra)
+    print(f"{len(frame)} rows, {settings['folds']} folds, candidates: {', '.join(settings['heads'])}")
+
+    result = compare_heads(
+        frame,
+        tasks=settings["tasks"],
+        output_dir=output,
+        candidates=settings["candidates"],
+        text_column=settings["text_column"],
+        group_column=settings["group_column"],
+        n_folds=settings["folds"],
+        random_state=settings["seed"],
+        encoder=settings["encoder"],
+        tfidf=settings["tfidf"],
+        finetuner=settings["finetuner"],
+        title=settings["title"] or f"Comparison on {Path(settings['data']).name}",
+        command=shlex.join(["mtl-hybrid", *args.argv]),
+    )
+    for task, table in result.summary.groupby("task", sort=False):
+        print(f"== {task}: macro-F1, mean over {settings['folds']} folds [95% interval]")
+        for row in table.sort_values("macro_f1", ascending=False).itertuples():
+            marker = "best" if row.best else f"{row.difference_to_best:+.4f} vs best, p {row.p_value:.3f}"
+            print(f"{row.candidate:<24} {row.macro_f1:.4f} [{row.macro_f1_low:.4f}, {row.macro_f1_high:.4f}]  {marker}")
+    print(f"report written to {output / 'summary.md'}")
+    return 0
+
+
+COMMANDS = {"compare": run_compare, "train": run_train, "tune": run_tune, "finetune": run_finetune, "predict": run_predict, "evaluate": run_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

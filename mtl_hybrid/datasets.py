@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["data_home", "grouped_train_test_split", "load_reviews", "read_csv"]
+__all__ = ["data_home", "grouped_train_test_split", "iter_grouped_folds", "load_reviews", "read_csv"]
 
 DATA_HOME_VARIABLE = "MTL_HYBRID_DATA_HOME"
 
@@ -184,25 +184,62 @@ def grouped_train_test_split(
             np.arange(len(frame)), test_size=test_size, stratify=stratify, random_state=random_state
         )
     else:
-        groups = frame[group_column]
-        if groups.isna().any():
-            raise ValueError(f"Group column {group_column!r} has {int(groups.isna().sum())} missing value(s).")
-        n_groups = groups.nunique()
-        if n_groups < n_splits:
-            raise ValueError(
-                f"Group column {group_column!r} has {n_groups} group(s); a test_size of {test_size} needs at least {n_splits}."
+        train_rows, test_rows = next(
+            iter_grouped_folds(
+                frame, stratify_columns=stratify_columns, group_column=group_column, n_splits=n_splits, random_state=random_state
             )
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-        rare = pd.Series(strata).value_counts()
-        if rare.min() < n_splits:
-            logger.warning(
-                "Label %r has only %d row(s), fewer than the %d parts the split needs; it may be missing from train or test",
-                rare.idxmin(), rare.min(), n_splits,
-            )
-        with warnings.catch_warnings():
-            # The warning logged above reports the same problem in the terms of this split.
-            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-            train_rows, test_rows = next(splitter.split(np.zeros(len(frame)), strata, groups.astype(str)))
+        )
 
     logger.info("Split %d rows into %d train and %d test", len(frame), len(train_rows), len(test_rows))
     return frame.iloc[np.sort(train_rows)].reset_index(drop=True), frame.iloc[np.sort(test_rows)].reset_index(drop=True)
+
+
+def iter_grouped_folds(
+    frame: pd.DataFrame,
+    *,
+    stratify_columns: Sequence[str],
+    group_column: str | None = None,
+    n_splits: int = 5,
+    random_state: int | None = 0,
+):
+    """Yield ``(train_rows, test_rows)`` index arrays of ``n_splits`` stratified folds.
+
+    With ``group_column`` the folds come from :class:`StratifiedGroupKFold`, so
+    every group lies wholly in one test fold; fold 0 of five is then the split of
+    :func:`grouped_train_test_split` with ``test_size=0.2`` and the same seed.
+    Without groups they come from :class:`StratifiedKFold`. Rows are stratified
+    on the joint label of all tasks when every combination is common enough, else
+    on the first task.
+    """
+    if not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
+        raise ValueError(f"n_splits must be an integer of at least 2, got {n_splits!r}.")
+    check_columns(frame, [*stratify_columns, *([group_column] if group_column else [])], "data")
+    strata = _stratification_labels(frame[list(stratify_columns)], n_splits)
+    rare = pd.Series(strata).value_counts()
+    if rare.min() < n_splits:
+        logger.warning(
+            "Label %r has only %d row(s), fewer than the %d folds; some folds will lack it",
+            rare.idxmin(), rare.min(), n_splits,
+        )
+
+    if group_column is None:
+        if len(frame) < n_splits:
+            raise ValueError(f"Need at least {n_splits} rows for {n_splits} folds, got {len(frame)}.")
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+        groups = None
+    else:
+        groups = frame[group_column]
+        if groups.isna().any():
+            raise ValueError(f"Group column {group_column!r} has {int(groups.isna().sum())} missing value(s).")
+        if groups.nunique() < n_splits:
+            raise ValueError(
+                f"Group column {group_column!r} has {groups.nunique()} group(s); {n_splits} folds need at least {n_splits}."
+            )
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+        groups = groups.astype(str)
+
+    with warnings.catch_warnings():
+        # The warning logged above reports the same problem in the terms of these folds.
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        for train_rows, test_rows in splitter.split(np.zeros(len(frame)), strata, groups):
+            yield np.sort(train_rows), np.sort(test_rows)
