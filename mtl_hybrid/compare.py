@@ -531,7 +531,7 @@ def _check_state(path: Path, state: dict) -> None:
         changed = sorted(key for key in state if previous.get(key) != state[key])
         if changed:
             raise ValueError(
-                f"{path.parent.parent} holds a comparison with other {', '.join(changed)} "
+                f"{path.parent.parent} contains a comparison with other {', '.join(changed)} "
                 f"({', '.join(f'{k}: {previous.get(k)!r} now {state[k]!r}' for k in changed)}); "
                 "choose another output folder or delete it."
             )
