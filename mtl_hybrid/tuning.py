@@ -433,11 +433,11 @@ class TunedXGBoostHead(ClassifierMixin, BaseEstimator):
         scorer = check_scoring(base, scoring=self.scoring)
         splits = self._splits(X, y, None if groups is None else np.asarray(groups))
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = self._create_study(self._data_key(X, y, splits, space))
         if self.sampler is None:
             self._enqueue_defaults(study, base, space)
         rounds_total: list[int] = []
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         study.optimize(
             self._objective(X, y, splits, base, space, scorer, rounds_total),
             n_trials=self.n_trials,
