@@ -177,8 +177,8 @@ def _markdown(result, candidates, title, command, n_rows, group_column, random_s
         lines += ["Regenerate with:", "", "```bash", command, "```", ""]
     grouping = f"grouped by `{group_column}`" if group_column else "without groups"
     lines.append(
-        f"{n_rows} rows, {n_folds} stratified folds {grouping} (seed {random_state}), "
-        f"test folds of {min(sizes)} to {max(sizes)} rows. Every candidate is scored on the same folds."
+        f"{n_rows:,} rows, {n_folds} stratified folds {grouping} (seed {random_state}), "
+        f"test folds of {min(sizes):,} to {max(sizes):,} rows. Every candidate is scored on the same folds."
     )
     if encoder is not None:
         reference = encoder.model_name_or_path or "all-MiniLM-L6-v2"
@@ -204,7 +204,7 @@ def _markdown(result, candidates, title, command, n_rows, group_column, random_s
             interval = f"{row.macro_f1:.4f} [{row.macro_f1_low:.4f}, {row.macro_f1_high:.4f}]"
             difference = "best" if row.best else f"{row.difference_to_best:+.4f}"
             lines.append(
-                f"| {name} | {row.accuracy:.4f} | {interval} | {row.fit_seconds:.1f} | {row.predict_ms_per_1000:.0f} | {difference} | {_format_p(row.p_value)} |"
+                f"| {name} | {row.accuracy:.4f} | {interval} | {row.fit_seconds:.1f} | {row.predict_ms_per_1000:,.0f} | {difference} | {_format_p(row.p_value)} |"
             )
         lines += ["", f"![confusion matrix of the best candidate](confusion_{_file_part(task)}.png)", ""]
     lines += ["## Candidates", ""]
