@@ -306,7 +306,7 @@ class MultiTaskFineTuner(TransformerMixin, BaseEstimator):
         last, best = workdir / "last", workdir / "best"
         saved = None
         if (last / CHECKPOINT_STATE).is_file():
-            saved = torch.load(last / CHECKPOINT_STATE, map_location=device, weights_only=False)
+            saved = torch.load(last / CHECKPOINT_STATE, map_location=device, weights_only=True)
             if saved["fingerprint"] != fingerprint:
                 raise ValueError(
                     f"checkpoint_dir {workdir} has a checkpoint of another run (different data or parameters); "
