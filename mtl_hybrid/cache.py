@@ -7,6 +7,10 @@ process, so clones of an estimator (cross-validation, hyperparameter search)
 reuse the vectors that another clone computed. The optional on-disk store is one
 SQLite file per namespace: every batch is committed in its own transaction, so
 an interrupted run keeps what it encoded and concurrent processes may share it.
+
+Threads may share a cache: lookups and the encoding of missing texts run under a
+lock per namespace, so each text is encoded once and every thread gets the same
+vector for it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = ["CacheStats", "EmbeddingCache", "clear_memory_cache", "namespace_key"
 
 _MEMORY: dict[str, dict[str, np.ndarray]] = {}
 _MEMORY_LOCK = threading.Lock()
+_NAMESPACE_LOCKS: dict[str, threading.Lock] = {}
 # Keys known to be in each SQLite file, so repeated lookups skip the disk.
 _ON_DISK: dict[str, set[str]] = {}
 
@@ -77,6 +82,7 @@ class EmbeddingCache:
         self.stats = CacheStats()
         with _MEMORY_LOCK:
             self._memory = _MEMORY.setdefault(namespace, {})
+            self._lock = _NAMESPACE_LOCKS.setdefault(namespace, threading.Lock())
 
     @property
     def disk_path(self) -> Path | None:
@@ -94,9 +100,14 @@ class EmbeddingCache:
         """Return one embedding per text, calling ``compute`` on the missing ones.
 
         Each distinct missing text is computed once, in chunks of ``chunk_size``
-        that are written to the disk store as soon as they are done.
+        that are written to the disk store as soon as they are done. Threads that
+        share the namespace wait for each other here.
         """
         keys = [text_key(text) for text in texts]
+        with self._lock:
+            return self._get_or_compute(keys, texts, compute, chunk_size)
+
+    def _get_or_compute(self, keys: list[str], texts: Sequence[str], compute, chunk_size: int) -> np.ndarray:
         unique = dict(zip(keys, texts))
         in_memory = {key for key in unique if key in self._memory}
         self.stats.memory_hits += sum(1 for key in keys if key in in_memory)

@@ -35,6 +35,7 @@ from mtl_hybrid.persistence import (
     save_pipeline,
 )
 from mtl_hybrid.pipeline import make_hybrid_pipeline
+from mtl_hybrid.serialization import check_encoder_directory
 
 logger = logging.getLogger("mtl_hybrid.cli")
 
@@ -118,6 +119,15 @@ def _add_training_options(parser: argparse.ArgumentParser, default_window: int |
     _add_encoder_options(parser)
 
 
+def _add_trusted_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trusted",
+        action="store_true",
+        help="allow loading a model directory of format version 1 (model.joblib), which means unpickling it; "
+        "a pickle runs any code stored in it, so use this only for models from a source you trust",
+    )
+
+
 def _cache_dir(args) -> str | None:
     return None if args.no_cache else (args.cache_dir or default_cache_dir())
 
@@ -166,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="output format (default: csv)")
     predict.add_argument("--id-column", default=None, help="column of --data copied into the output to join predictions back")
     predict.add_argument("--output", default=None, help="write predictions to this file instead of standard output")
+    _add_trusted_option(predict)
     _add_encoder_options(predict)
 
     evaluate = commands.add_parser("evaluate", help="report metrics of a model on a labelled CSV")
@@ -173,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="UTF-8 CSV file with the text column and the model's task columns")
     evaluate.add_argument("--text-column", default="text", help="column of texts (default: text)")
     evaluate.add_argument("--output", default=None, help="write the metrics as JSON to this file")
+    _add_trusted_option(evaluate)
     _add_encoder_options(evaluate)
 
     compare = commands.add_parser(
@@ -195,16 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _resolve_encoder(reference: str | None) -> str | None:
     """Return the encoder to load: a finetune model directory stands for the
-    fine-tuned sentence-transformers directory inside it."""
+    fine-tuned sentence-transformers directory inside it, after its files are verified."""
     if reference is None:
         return None
-    embedded = Path(reference) / "encoders" / "0"
-    if (Path(reference) / "manifest.json").is_file():
-        if not embedded.is_dir():
-            raise CommandError(f"--encoder {reference} is a model directory without a fine-tuned encoder")
-        print(f"encoder: fine-tuned encoder of {reference}")
-        return str(embedded)
-    return reference
+    if not (Path(reference) / "manifest.json").is_file():
+        return reference
+
+    manifest = read_manifest(reference)
+    embedded = (manifest.get("encoder") or {}).get("embedded")
+    if embedded is None and manifest["format_version"] == 1 and (Path(reference) / "encoders" / "0").is_dir():
+        embedded = "encoders/0"
+    if embedded is None:
+        raise CommandError(f"--encoder {reference} is a model directory without a fine-tuned encoder")
+    check_encoder_directory(Path(reference) / embedded)
+    print(f"encoder: fine-tuned encoder of {reference}")
+    return str(Path(reference) / embedded)
 
 
 def _task_probabilities(model, texts: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -275,8 +292,9 @@ def _load_split(args):
     return train, test
 
 
-def _evaluate_and_save(pipeline, args, test, fit_seconds: float, extra_metrics: dict | None = None) -> dict:
-    """Evaluate on the held-out rows, print the report, save the model and metrics.json."""
+def _evaluate_and_save(pipeline, args, test, fit_seconds: float, extra_metrics: dict | None = None, extra_files=None) -> dict:
+    """Evaluate on the held-out rows, print the report, and save the model with its
+    metrics.json and ``extra_files`` in one atomic step."""
     started = time.perf_counter()
     predicted = pipeline.predict(test[args.text_column])
     predict_seconds = time.perf_counter() - started
@@ -301,8 +319,7 @@ def _evaluate_and_save(pipeline, args, test, fit_seconds: float, extra_metrics: 
     print(format_report(metrics))
 
     output = Path(args.output)
-    save_pipeline(pipeline, output, metrics=metrics, overwrite=args.overwrite)
-    _write_atomic(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    save_pipeline(pipeline, output, metrics=metrics, overwrite=args.overwrite, extra_files=extra_files)
     if stats is not None:
         cached = stats.memory_hits + stats.disk_hits
         print(f"texts encoded: {stats.encoded}; embeddings taken from the cache: {cached}")
@@ -368,7 +385,7 @@ def run_finetune(args) -> int:
 
 
 def run_tune(args) -> int:
-    from mtl_hybrid.tuning import TunedXGBoostHead, make_storage, save_study_plots
+    from mtl_hybrid.tuning import TunedXGBoostHead, make_storage
 
     make_storage(args.storage)
     train, test = _load_split(args)
@@ -396,7 +413,20 @@ def run_tune(args) -> int:
     fit_seconds = time.perf_counter() - started
 
     tuning = {}
-    plots_dir = Path(args.output).with_name(f".{Path(args.output).name}.plots-{os.getpid()}")
+    plots_dir = Path(tempfile.mkdtemp(prefix="mtl-hybrid-plots-"))
+    try:
+        _report_studies(pipeline, head, plots_dir, tuning)
+        _evaluate_and_save(pipeline, args, test, fit_seconds, {"n_train": len(train), "tuning": tuning}, {"plots": plots_dir})
+    finally:
+        shutil.rmtree(plots_dir, ignore_errors=True)
+    print(f"plots written to {Path(args.output) / 'plots'}")
+    return 0
+
+
+def _report_studies(pipeline, head, plots_dir: Path, tuning: dict) -> None:
+    """Print each task's best trial, record it in ``tuning`` and write its study plots."""
+    from mtl_hybrid.tuning import save_study_plots
+
     for task, tuned in pipeline.named_steps["classifier"].estimators_.items():
         finished = [trial for trial in tuned.study_.trials if trial.state.is_finished()]
         tuning[task] = {
@@ -409,11 +439,6 @@ def run_tune(args) -> int:
         print(f"{task}: best cross-validated {head.scoring} {tuned.best_score_:.4f} over {len(finished)} trials")
         print(f"{task}: best parameters {json.dumps(tuned.best_params_, sort_keys=True)}")
         save_study_plots(tuned.study_, plots_dir, task)
-
-    _evaluate_and_save(pipeline, args, test, fit_seconds, {"n_train": len(train), "tuning": tuning})
-    os.replace(plots_dir, Path(args.output) / "plots")
-    print(f"plots written to {Path(args.output) / 'plots'}")
-    return 0
 
 
 def _predictions_frame(model, texts: list[str]) -> pd.DataFrame:
@@ -446,7 +471,7 @@ def run_predict(args) -> int:
     if not texts:
         raise CommandError("no texts to predict; pass texts as arguments or --data CSV")
 
-    pipeline = load_pipeline(args.model)
+    pipeline = load_pipeline(args.model, trusted=args.trusted)
     _set_encoder_runtime(pipeline, args)
     predictions = _predictions_frame(pipeline, texts)
     if ids is not None:
@@ -470,7 +495,7 @@ def run_evaluate(args) -> int:
         _check_file_output(Path(args.output))
     tasks = list(manifest["tasks"])
     frame = load_reviews(args.data, args.text_column, tasks)
-    pipeline = load_pipeline(args.model)
+    pipeline = load_pipeline(args.model, trusted=args.trusted)
     _set_encoder_runtime(pipeline, args)
 
     predicted = pipeline.predict(frame[args.text_column])

@@ -3,7 +3,7 @@
 Transformer models are heavy, so they load lazily on first use and are shared
 through a process-wide registry keyed by model path, device and backend. An
 estimator never stores a model in its ``__dict__``: ``clone`` and ``pickle``
-stay cheap and a saved pipeline never contains weights.
+stay cheap, and a saved encoder keeps only its model reference.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from numbers import Integral
+import re
 import threading
+from numbers import Integral
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,12 +28,17 @@ from mtl_hybrid.cache import EmbeddingCache, namespace_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SentenceEncoder", "default_model_path", "shared_model", "validate_texts"]
+__all__ = ["SentenceEncoder", "default_model_path", "replace_lone_surrogates", "shared_model", "validate_texts"]
 
 _REGISTRY: dict[tuple[str, str, str], object] = {}
 _REGISTRY_LOCK = threading.Lock()
 _MODEL_LOCKS: dict[int, threading.Lock] = {}
+# Each shared model's own token window, read once at load: _encode changes the
+# model's max_seq_length while it holds the model's lock, so other threads must
+# not read the window from the model itself.
+_MODEL_WINDOWS: dict[int, int] = {}
 _FINGERPRINTS: dict[tuple, str] = {}
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def default_model_path() -> str:
@@ -91,6 +97,7 @@ def shared_model(model_name_or_path: str | os.PathLike | None = None, device: st
             )
             _REGISTRY[key] = model
             _MODEL_LOCKS[id(model)] = threading.Lock()
+            _MODEL_WINDOWS[id(model)] = int(model.get_max_seq_length() or 512)
     return model
 
 
@@ -126,8 +133,9 @@ def validate_texts(X, *, name: str = "X") -> list[str]:
     """Return ``X`` as a list of strings, or raise a ValueError that names the bad rows.
 
     Accepts a list, tuple, 1-D array, Series or one-column DataFrame of strings.
-    Empty and whitespace-only strings are valid texts. None, NaN and non-string
-    values are rejected with their positions.
+    Empty and whitespace-only strings are valid texts, and so is any Unicode
+    (control characters, right-to-left marks, emoji, lone surrogates). None, NaN
+    and non-string values are rejected with their positions.
     """
     if sp.issparse(X):
         raise TypeError(f"{name} is a sparse matrix; sparse input is not supported. Pass a sequence of texts.")
@@ -163,6 +171,15 @@ def validate_texts(X, *, name: str = "X") -> list[str]:
             "Drop or fill missing texts and convert other values to str before encoding."
         )
     return values
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """Return ``text`` with unpaired UTF-16 surrogates replaced by U+FFFD.
+
+    Python strings may contain them (for example from ``errors="surrogateescape"``
+    decoding), but the tokenizer rejects any text that is not valid UTF-8.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -278,7 +295,7 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         model = shared_model(self.model_name_or_path, self.device)
         if self.max_seq_length is not None:
             return self.max_seq_length
-        return int(model.get_max_seq_length() or 512)
+        return _MODEL_WINDOWS[id(model)]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         model = shared_model(self.model_name_or_path, self.device)
@@ -289,7 +306,7 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             model.max_seq_length = self._window()
             try:
                 return model.encode(
-                    texts,
+                    [replace_lone_surrogates(text) for text in texts],
                     batch_size=self.batch_size,
                     show_progress_bar=self.show_progress_bar,
                     normalize_embeddings=self.normalize_embeddings,

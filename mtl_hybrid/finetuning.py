@@ -29,7 +29,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
-from mtl_hybrid.encoding import SentenceEncoder, resolve_model_reference, validate_texts
+from mtl_hybrid.encoding import SentenceEncoder, replace_lone_surrogates, resolve_model_reference, validate_texts
 from mtl_hybrid.multitask import missing_label_mask, targets_as_frame
 
 logger = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ class MultiTaskFineTuner(TransformerMixin, BaseEstimator):
         import torch
 
         self._validate_params()
-        texts = validate_texts(X)
+        texts = [replace_lone_surrogates(text) for text in validate_texts(X)]
         if not texts:
             raise ValueError("X is empty: need at least 2 texts to fine-tune.")
         Y, self._y_is_frame, self._y_is_1d = targets_as_frame(y)
@@ -306,7 +306,7 @@ class MultiTaskFineTuner(TransformerMixin, BaseEstimator):
         last, best = workdir / "last", workdir / "best"
         saved = None
         if (last / CHECKPOINT_STATE).is_file():
-            saved = torch.load(last / CHECKPOINT_STATE, map_location=device, weights_only=False)
+            saved = torch.load(last / CHECKPOINT_STATE, map_location=device, weights_only=True)
             if saved["fingerprint"] != fingerprint:
                 raise ValueError(
                     f"checkpoint_dir {workdir} has a checkpoint of another run (different data or parameters); "

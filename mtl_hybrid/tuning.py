@@ -30,7 +30,7 @@ from mtl_hybrid.boosting import XGBoostHead, check_at_least_two_classes
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RoundCounter", "TunedXGBoostHead", "default_search_space", "make_storage"]
+__all__ = ["RoundCounter", "TunedXGBoostHead", "default_search_space", "make_storage", "mask_password"]
 
 # The metric the first fold of a trial reports to the pruner after each boosting
 # round. AUC rises as the model improves, like the study's "maximize" objective.
@@ -115,18 +115,18 @@ def make_storage(storage):
                 )
         except sqlalchemy.exc.IntegrityError as error:
             if attempt == 2:
-                raise ValueError(f"storage {_mask_password(url)} could not be set up: {str(error).splitlines()[0]}") from error
-            logger.info("Optuna tables in %s were created concurrently; retrying", _mask_password(url))
+                raise ValueError(f"storage {mask_password(url)} could not be set up: {str(error).splitlines()[0]}") from error
+            logger.info("Optuna tables in %s were created concurrently; retrying", mask_password(url))
             time.sleep(0.5 * (attempt + 1))
         except ImportError as error:
-            raise ValueError(f"storage {_mask_password(url)}: the database driver is not installed ({error}).") from error
+            raise ValueError(f"storage {mask_password(url)}: the database driver is not installed ({error}).") from error
         except Exception as error:
             # SQLAlchemy raises its own error types (OperationalError, ArgumentError, ...).
             reason = str(error).splitlines()[0]
-            raise ValueError(f"storage {_mask_password(url)} could not be opened: {reason}") from error
+            raise ValueError(f"storage {mask_password(url)} could not be opened: {reason}") from error
 
 
-def _mask_password(url: str) -> str:
+def mask_password(url: str) -> str:
     """Return ``url`` with any password replaced by ``***``."""
     import re
 

@@ -12,6 +12,7 @@ import pytest
 
 from mtl_hybrid import clear_memory_cache
 from mtl_hybrid.cli import main
+from mtl_hybrid.persistence import read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,7 @@ def test_train_writes_metrics(model_dir):
         assert 0 <= metrics["tasks"][task]["macro_f1"] <= 1
         assert "per_class" in metrics["tasks"][task]
     assert metrics["n_train"] + metrics["n_test"] == 180
+    assert "metrics.json" in read_manifest(model_dir)["files"]
 
 
 def test_predict_texts_csv(model_dir, capsys):
@@ -100,7 +102,7 @@ def test_incomplete_model_dir(model_dir, tmp_path, capsys):
     broken.mkdir()
     (broken / "manifest.json").write_text((model_dir / "manifest.json").read_text())
     assert main(["predict", "--model", str(broken), "text"]) == 2
-    assert "model.joblib is missing" in capsys.readouterr().err
+    assert "heads/category.ubj is missing" in capsys.readouterr().err
 
 
 def test_missing_column_named(clothing_csv, tmp_path, capsys):

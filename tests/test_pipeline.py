@@ -99,7 +99,9 @@ def test_load_damaged_file(clothing, tmp_path):
     pipeline = Pipeline([("encoder", SentenceEncoder()), ("classifier", MultiTaskClassifier(LogisticRegression()))])
     pipeline.fit(clothing["text"].head(60), clothing[TASKS].head(60))
     save_pipeline(pipeline, tmp_path / "model")
-    with open(tmp_path / "model" / "model.joblib", "ab") as handle:
-        handle.write(b"tampered")
-    with pytest.raises(ValueError, match="model.joblib does not match the checksum"):
+    head = tmp_path / "model" / "estimators" / "category.skops"
+    data = bytearray(head.read_bytes())
+    data[-1] ^= 0xFF
+    head.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="category.skops does not match its SHA-256 checksum"):
         load_pipeline(tmp_path / "model")
