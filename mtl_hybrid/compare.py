@@ -392,7 +392,10 @@ def _evaluate_candidate(candidate: Candidate, features: _FoldFeatures) -> dict:
                 "confusion_matrix": metrics[task]["confusion_matrix"],
             }
         )
-    return {"n_train": len(features.train_rows), "n_test": n_test, "tasks": tasks}
+    record = {"n_train": len(features.train_rows), "n_test": n_test, "tasks": tasks}
+    if candidate.features == "frozen":
+        record["frozen_seconds_per_text"] = run.encode_seconds_per_text
+    return record
 
 
 def compare_heads(
@@ -501,11 +504,16 @@ def compare_heads(
         bar.close()
 
     result = summarise(records, chosen, tasks, folds)
+    uses_frozen = any(c.features == "frozen" for c in chosen)
+    frozen_window = run.frozen_window
+    if uses_frozen and frozen_window is None:
+        frozen_window = clone(encoder).fit()._window()
+    frozen_rates = [1 / r["frozen_seconds_per_text"] for r in records.values() if r.get("frozen_seconds_per_text")]
     result.output_dir = output_dir
     write_report(
         result, output_dir, candidates=chosen, title=title, command=command, n_rows=len(frame), group_column=group_column,
-        random_state=random_state, encoder=encoder if run.frozen_window else None, frozen_window=run.frozen_window,
-        frozen_rate=run.encode_seconds_per_text,
+        random_state=random_state, encoder=encoder if uses_frozen else None, frozen_window=frozen_window,
+        frozen_rates=frozen_rates,
     )
     return result
 

@@ -134,7 +134,7 @@ def _summed_confusion(records: dict, name: str, task: str, n_folds: int) -> dict
 
 def write_report(
     result: ComparisonResult, output_dir: Path, *, candidates, title=None, command=None, n_rows=None, group_column=None,
-    random_state=0, encoder=None, frozen_window=None, frozen_rate=None,
+    random_state=0, encoder=None, frozen_window=None, frozen_rates=None,
 ) -> None:
     """Write ``summary.md``, ``summary.csv``, ``folds.csv`` and the PNG plots to ``output_dir``."""
     from mtl_hybrid.plots import plot_confusion_matrix, plot_scores
@@ -149,7 +149,7 @@ def write_report(
             confusion["matrix"], confusion["labels"], output_dir / f"confusion_{_file_part(task)}.png",
             title=f"{task}: {confusion['candidate']}, summed over {len(result.fold_indices)} folds",
         )
-    markdown = _markdown(result, candidates, title, command, n_rows, group_column, random_state, encoder, frozen_window, frozen_rate)
+    markdown = _markdown(result, candidates, title, command, n_rows, group_column, random_state, encoder, frozen_window, frozen_rates)
     _write_text_atomic(output_dir / "summary.md", markdown)
 
 
@@ -169,7 +169,7 @@ def _format_p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _markdown(result, candidates, title, command, n_rows, group_column, random_state, encoder, frozen_window, frozen_rate) -> str:
+def _markdown(result, candidates, title, command, n_rows, group_column, random_state, encoder, frozen_window, frozen_rates) -> str:
     n_folds = len(result.fold_indices)
     sizes = [len(test) for _, test in result.fold_indices]
     lines = [f"# {title or 'Comparison of classifier heads'}", ""]
@@ -193,7 +193,11 @@ def _markdown(result, candidates, title, command, n_rows, group_column, random_s
         "learns from the fold (TF-IDF, fine-tuning; fine-tuning is shared by both tasks and counted in each). "
         "Frozen embeddings are encoded once for all candidates and not counted in the fit time. Prediction "
         "time is per 1,000 test texts and includes computing their features"
-        + (f"; frozen candidates are charged the encoder's uncached rate, {1 / frozen_rate:.0f} texts per second." if frozen_rate else "."),
+        + (
+            "; frozen candidates are charged the encoder's uncached rate, measured on 128 texts in the run that "
+            "fitted the fold" if encoder is not None else ""
+        )
+        + (f" ({min(frozen_rates):.0f} to {max(frozen_rates):.0f} texts per second)." if frozen_rates else "."),
         "",
     ]
     for task, table in result.summary.groupby("task", sort=False):
