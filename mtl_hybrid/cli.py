@@ -202,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--max-seq-length", type=positive_int, default=None, help="frozen encoder's token window (default: the model's, 256 for MiniLM)")
     compare.add_argument("--output", required=True, help="report folder; a rerun with the same settings resumes in it")
     _add_encoder_options(compare)
+    # None marks a flag not given, so that the config file's [encoder] value applies.
+    compare.set_defaults(batch_size=None)
     return parser
 
 
@@ -255,6 +257,8 @@ def _check_model_output(path: Path, overwrite: bool) -> None:
     """Reject an output path that exists, unless it is a model directory and ``overwrite`` is set."""
     if not path.exists():
         return
+    if not path.is_dir():
+        raise CommandError(f"--output {path} is a file; give a directory path")
     if not overwrite:
         raise CommandError(f"output directory {path} already exists; pass --overwrite to replace it")
     if not (path / "manifest.json").is_file():
@@ -277,6 +281,8 @@ def _load_split(args):
     _check_model_output(Path(args.output), args.overwrite)
     if len(set(args.tasks)) != len(args.tasks):
         raise CommandError(f"--task values must be distinct, got {args.tasks}")
+    if args.group_column is not None and args.group_column in {*args.tasks, args.text_column}:
+        raise CommandError(f"--group-column {args.group_column} must differ from the text column and the tasks")
 
     extra = [args.group_column] if args.group_column else []
     frame = load_reviews(args.data, args.text_column, args.tasks, extra_columns=extra)
@@ -464,6 +470,8 @@ def run_predict(args) -> int:
         # An empty cell is an empty review: it gets a prediction like any other row.
         texts = validate_texts(frame[args.text_column].fillna(""), name=f"column {args.text_column!r}")
         ids = frame[args.id_column] if args.id_column else None
+        if not texts:
+            raise CommandError(f"{args.data} has no rows to predict")
     else:
         if args.id_column:
             raise CommandError("--id-column needs --data")
@@ -508,16 +516,12 @@ def run_evaluate(args) -> int:
 
 
 def _compare_settings(args) -> dict:
-    """Merge the flags of ``compare`` over its config file and the defaults."""
+    """Merge the flags of ``compare`` over its config file and the defaults.
+
+    Only flags given on the command line replace values of the file.
+    """
     config = read_config(args.config) if args.config else {}
     data, options = config.get("data", {}), config.get("compare", {})
-    unknown_data = set(data) - {"path", "text_column", "tasks", "group_column"}
-    unknown_options = set(options) - {"heads", "folds", "seed", "title"}
-    if unknown_data or unknown_options:
-        raise CommandError(
-            f"{args.config}: unknown key(s) {sorted(unknown_data | unknown_options)}; [data] accepts path, text_column, "
-            "tasks, group_column and [compare] accepts heads, folds, seed, title"
-        )
 
     def pick(flag, value, default):
         return flag if flag is not None else value if value is not None else default
@@ -533,22 +537,43 @@ def _compare_settings(args) -> dict:
     }
     if settings["data"] is None or not settings["tasks"]:
         raise CommandError("compare needs --data and at least one --task, on the command line or in --config")
-    tables = config.get("candidates", {})
-    heads = args.heads.split(",") if args.heads else options.get("heads")
-    settings["heads"] = [h.strip() for h in heads if h.strip()] if heads else [*BUILTIN_CANDIDATES, *[n for n in tables if n not in BUILTIN_CANDIDATES]]
-    settings["candidates"] = [make_candidate(name, tables.get(name), settings["seed"]) for name in settings["heads"]]
+    if len(set(settings["tasks"])) != len(settings["tasks"]):
+        raise CommandError(f"tasks must be distinct, got {settings['tasks']}")
 
-    encoder_options = dict(config.get("encoder", {}))
+    tables = config.get("candidates", {})
+    heads = [head.strip() for head in args.heads.split(",")] if args.heads is not None else options.get("heads")
+    if heads is None:
+        heads = [*BUILTIN_CANDIDATES, *[name for name in tables if name not in BUILTIN_CANDIDATES]]
+    heads = [head for head in heads if head]
+    if not heads:
+        raise CommandError(f"no candidates given; name one or more of {', '.join(BUILTIN_CANDIDATES)} or a [candidates.NAME] table")
+    unused = sorted(set(tables) - set(heads))
+    if unused:
+        logger.warning("Config tables %s are not among the heads %s and are not run", [f"candidates.{n}" for n in unused], heads)
+    settings["heads"] = heads
+    settings["candidates"] = [make_candidate(name, tables.get(name), settings["seed"]) for name in heads]
+
+    encoder_options = {"batch_size": 32, **config.get("encoder", {}), "show_progress_bar": True}
     if args.encoder is not None:
         encoder_options["model_name_or_path"] = _resolve_encoder(args.encoder)
     if args.max_seq_length is not None:
         encoder_options["max_seq_length"] = args.max_seq_length
-    encoder_options.update(cache_dir=_cache_dir(args), batch_size=args.batch_size, device=args.device, show_progress_bar=True)
+    if args.batch_size is not None:
+        encoder_options["batch_size"] = args.batch_size
+    if args.device is not None:
+        encoder_options["device"] = args.device
+    if args.no_cache:
+        encoder_options["cache_dir"] = None
+    elif args.cache_dir is not None or "cache_dir" not in encoder_options:
+        encoder_options["cache_dir"] = args.cache_dir or default_cache_dir()
+    finetuning_options = {**config.get("finetuning", {}), "show_progress_bar": False}
+    if args.device is not None:
+        finetuning_options["device"] = args.device
     tfidf_options = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("tfidf", {}).items()}
     try:
         settings["encoder"] = SentenceEncoder(**encoder_options)
         settings["tfidf"] = TfidfVectorizer(**({"ngram_range": (1, 2), "min_df": 2, "sublinear_tf": True} | tfidf_options))
-        settings["finetuner"] = MultiTaskFineTuner(**(config.get("finetuning", {}) | {"show_progress_bar": False, "device": args.device}))
+        settings["finetuner"] = MultiTaskFineTuner(**finetuning_options)
     except TypeError as error:
         raise CommandError(f"{args.config}: invalid option in [encoder], [tfidf] or [finetuning]: {error}") from error
     return settings
@@ -609,6 +634,9 @@ def main(argv: list[str] | None = None) -> int:
         message = str(error).strip() or type(error).__name__
         print(f"mtl-hybrid {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"mtl-hybrid {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ class Candidate:
             raise ValueError(f"Candidate {self.name!r}: features must be one of {list(FEATURES)}, got {self.features!r}.")
         if self.head is None and self.features != "finetuned":
             raise ValueError(f"Candidate {self.name!r} needs a head: only finetuned features bring their own.")
-        if self.head is not None and not is_classifier(self.head):
+        if self.head is not None and (not hasattr(self.head, "fit") or not is_classifier(self.head)):
             raise ValueError(f"Candidate {self.name!r}: head must be a scikit-learn classifier, got {self.head!r}.")
 
 
@@ -158,6 +158,11 @@ def make_candidate(name: str, settings: dict | None = None, random_state: int = 
     builtin = builtin_candidates(random_state).get(name)
     if "estimator" in settings:
         cls = import_object(settings["estimator"])
+        # Only a class is called, so an import path to a function never runs.
+        if not isinstance(cls, type) or not hasattr(cls, "fit") or not hasattr(cls, "predict"):
+            raise ValueError(
+                f"[candidates.{name}] estimator {settings['estimator']!r} is not a classifier class with fit and predict."
+            )
         try:
             head = cls(**params)
         except TypeError as error:
@@ -182,11 +187,42 @@ def make_candidate(name: str, settings: dict | None = None, random_state: int = 
     return Candidate(name, builtin.features, head, settings.get("description", builtin.description))
 
 
+# Accepted keys of the config's plain sections, with their types.
+CONFIG_KEYS = {
+    "data": {"path": str, "text_column": str, "tasks": list, "group_column": str},
+    "compare": {"heads": list, "folds": int, "seed": int, "title": str},
+}
+
+
+def _check_config_types(path: Path, config: dict) -> None:
+    for section, value in config.items():
+        if not isinstance(value, dict):
+            raise ValueError(f"{path}: {section} must be a [{section}] table, got {value!r}.")
+    for section, keys in CONFIG_KEYS.items():
+        table = config.get(section, {})
+        unknown = set(table) - set(keys)
+        if unknown:
+            raise ValueError(f"{path}: [{section}] has unknown key(s) {sorted(unknown)}; accepted: {', '.join(keys)}.")
+        for key, expected in keys.items():
+            value = table.get(key)
+            if value is None:
+                continue
+            if expected is list and not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+                raise ValueError(f"{path}: {section}.{key} must be a list of strings, got {value!r}.")
+            if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{path}: {section}.{key} must be an integer, got {value!r}.")
+            if expected is str and not isinstance(value, str):
+                raise ValueError(f"{path}: {section}.{key} must be a string, got {value!r}.")
+    for name, table in config.get("candidates", {}).items():
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: candidates.{name} must be a [candidates.{name}] table, got {table!r}.")
+
+
 def read_config(path: str | os.PathLike) -> dict:
-    """Read a comparison config file (TOML) and check its sections.
+    """Read a comparison config file (TOML) and check its sections and types.
 
     Sections: ``[data]`` (path, text_column, tasks, group_column), ``[compare]``
-    (heads, folds, seed), ``[encoder]`` (SentenceEncoder options), ``[tfidf]``
+    (heads, folds, seed, title), ``[encoder]`` (SentenceEncoder options), ``[tfidf]``
     (TfidfVectorizer options), ``[finetuning]`` (MultiTaskFineTuner options) and
     ``[candidates.NAME]`` tables (see :func:`make_candidate`). ``$VARIABLES`` in
     ``data.path`` are expanded, and a relative path is taken from the config's folder.
@@ -201,6 +237,7 @@ def read_config(path: str | os.PathLike) -> dict:
     unknown = set(config) - CONFIG_SECTIONS
     if unknown:
         raise ValueError(f"{path} has unknown section(s) {sorted(unknown)}; accepted: {sorted(CONFIG_SECTIONS)}.")
+    _check_config_types(path, config)
 
     data = config.get("data", {})
     if "path" in data:
@@ -322,6 +359,7 @@ class _FoldFeatures:
             finetuner = clone(self.run.finetuner).set_params(checkpoint_dir=str(checkpoints), random_state=self.random_state)
             started = time.perf_counter()
             finetuner.fit(self._texts(self.train_rows), self.run.labels.iloc[self.train_rows].reset_index(drop=True))
+            # NOTE: a fit resumed from a checkpoint counts only the epochs run in this process.
             self.finetune_seconds = time.perf_counter() - started
             self.finetuner = finetuner
         return self.finetuner
@@ -370,6 +408,12 @@ def _evaluate_candidate(candidate: Candidate, features: _FoldFeatures) -> dict:
         predictions = {}
         for task in run.tasks:
             present = ~missing_label_mask(train_labels[task])
+            classes = np.unique(train_labels[task][present].astype(str))
+            if len(classes) < 2:
+                raise ValueError(
+                    f"Task {task!r} has {len(classes)} class(es) in the training part of fold {features.fold}; "
+                    "every fold needs at least 2. Use fewer folds or drop the rare task."
+                )
             head = clone(candidate.head)
             groups = None if run.groups is None else run.groups[features.train_rows][present]
             started = time.perf_counter()
@@ -457,6 +501,8 @@ def compare_heads(
     if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise ValueError(f"n_folds must be an integer of at least 2, got {n_folds!r}.")
     tasks = list(tasks)
+    if candidates is not None and len(candidates) == 0:
+        raise ValueError("candidates is empty; give at least one candidate, or None for every built-in one.")
     chosen = [make_candidate(c, random_state=random_state) if isinstance(c, str) else c for c in (candidates or BUILTIN_CANDIDATES)]
     names = [c.name for c in chosen]
     if len(set(names)) != len(names):
@@ -466,8 +512,11 @@ def compare_heads(
     finetuner = finetuner if finetuner is not None else MultiTaskFineTuner(show_progress_bar=False)
 
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"output_dir {output_dir} is a file; give a folder.")
     work_dir = output_dir / ".work"
     columns = [text_column, *tasks, *([group_column] if group_column else [])]
+    _check_frame(frame, text_column, tasks, group_column)
     state = {
         "version": RECORD_VERSION,
         "data": _data_fingerprint(frame[columns]),
@@ -532,22 +581,55 @@ def _candidate_spec(candidate: Candidate, encoder, tfidf, finetuner) -> str:
     return _hash_json({"features": candidate.features, "feature_step": described, "head": head})
 
 
+def _check_frame(frame: pd.DataFrame, text_column: str, tasks: list[str], group_column: str | None) -> None:
+    """Raise a ValueError for input that would fail inside a fold: missing or
+    clashing columns, invalid texts, a task with fewer than two classes."""
+    from mtl_hybrid.boosting import check_at_least_two_classes
+    from mtl_hybrid.datasets import check_columns
+    from mtl_hybrid.encoding import validate_texts
+
+    if len(set(tasks)) != len(tasks) or not tasks:
+        raise ValueError(f"tasks must be one or more distinct column names, got {tasks}.")
+    clashes = {text_column, group_column} & set(tasks)
+    if clashes or text_column == group_column:
+        raise ValueError(
+            f"The text column {text_column!r}, the group column {group_column!r} and the tasks {tasks} must be different columns."
+        )
+    check_columns(frame, [text_column, *tasks, *([group_column] if group_column else [])], "data")
+    validate_texts(frame[text_column], name=f"column {text_column!r}")
+    for task in tasks:
+        labels = frame[task][~missing_label_mask(frame[task])]
+        check_at_least_two_classes(np.unique(labels.astype(str)), task)
+
+
 def _check_state(path: Path, state: dict) -> None:
-    """Reject resuming a comparison of other data or folds in the same folder."""
-    if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = sorted(key for key in state if previous.get(key) != state[key])
+    """Reject resuming a comparison of other data or folds in the same folder.
+
+    A state without any finished record (a run that failed before its first fit)
+    is replaced, so a corrected rerun can use the folder.
+    """
+    records = path.parent / "records"
+    if path.is_file() and any(records.rglob("*.json")):
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is damaged ({error}); delete the folder {path.parent} to start the comparison again.") from error
+        changed = sorted(key for key in state if not isinstance(previous, dict) or previous.get(key) != state[key])
         if changed:
             raise ValueError(
                 f"{path.parent.parent} contains a comparison with other {', '.join(changed)} "
-                f"({', '.join(f'{k}: {previous.get(k)!r} now {state[k]!r}' for k in changed)}); "
+                f"({', '.join(f'{k}: {_previous_value(previous, k)!r} now {state[k]!r}' for k in changed)}); "
                 "choose another output folder or delete it."
             )
         return
-    if path.parent.parent.exists() and any(p.name != ".work" for p in path.parent.parent.iterdir()):
+    if not path.is_file() and path.parent.parent.exists() and any(p.name != ".work" for p in path.parent.parent.iterdir()):
         if not (path.parent.parent / "summary.md").is_file():
             raise ValueError(f"output folder {path.parent.parent} exists and is not a comparison report; choose another.")
     _write_json_atomic(path, state)
+
+
+def _previous_value(previous, key):
+    return previous.get(key) if isinstance(previous, dict) else None
 
 
 def _read_record(path: Path, spec: str) -> dict | None:
@@ -557,6 +639,8 @@ def _read_record(path: Path, spec: str) -> dict | None:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("tasks"), dict):
         logger.warning("Ignoring damaged result %s; that fold runs again", path)
         return None
     if record.get("spec") != spec:

@@ -112,6 +112,10 @@ def load_reviews(
     DataFrame
         The text, task and extra columns; task labels are strings, missing ones NaN.
     """
+    if text_column in task_columns:
+        raise ValueError(f"The text column {text_column!r} cannot also be a task; tasks: {list(task_columns)}.")
+    if len(set(task_columns)) != len(task_columns):
+        raise ValueError(f"Task columns must be distinct, got {list(task_columns)}.")
     frame = read_csv(path, text_column=text_column)
     columns = [text_column, *task_columns, *[c for c in extra_columns if c not in task_columns]]
     check_columns(frame, columns, str(path))

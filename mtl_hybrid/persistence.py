@@ -407,7 +407,8 @@ def read_manifest(directory: str | os.PathLike) -> dict:
         raise BundleError(f"{path} must contain a JSON object, got {type(manifest).__name__}.")
 
     version = manifest.get("format_version")
-    if version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
+    # JSON true and 2.0 compare equal to 1 and 2 in Python, so the type is checked too.
+    if type(version) is not int or version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
         from mtl_hybrid import __version__
 
         raise FormatVersionError(
@@ -527,8 +528,8 @@ def _load_legacy(directory: Path, manifest: dict, trusted: bool):
     if not trusted:
         raise UnsafeContentError(
             f"{path} is a pickle (model format version {LEGACY_FORMAT_VERSION}), and unpickling runs any code stored in it. "
-            f"Load it with trusted=True (CLI: --trusted) only if you trust its source, then save it again to convert it "
-            f"to format version {FORMAT_VERSION}."
+            f"Load it with trusted=True (CLI: --trusted) only if you trust its source. To convert it to format version "
+            f"{FORMAT_VERSION}, run save_pipeline(load_pipeline(path, trusted=True), new_path) in Python."
         )
 
     import joblib

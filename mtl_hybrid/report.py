@@ -93,6 +93,8 @@ def summarise(records: dict, candidates: list, tasks: list[str], folds: list) ->
         for candidate in candidates:
             table = scores[candidate.name]
             mean, low, high = mean_interval(table["macro_f1"])
+            # Macro-F1 lies in [0, 1], but with few folds the t-interval can reach past it.
+            low, high = max(low, 0.0), min(high, 1.0)
             difference, t, p = corrected_resampled_ttest(table["macro_f1"], scores[best]["macro_f1"], ratio)
             summary_rows.append(
                 {
@@ -178,14 +180,15 @@ def _markdown(result, candidates, title, command, n_rows, group_column, random_s
     grouping = f"grouped by `{group_column}`" if group_column else "without groups"
     lines.append(
         f"{n_rows:,} rows, {n_folds} stratified folds {grouping} (seed {random_state}), "
-        f"test folds of {min(sizes):,} to {max(sizes):,} rows. Every candidate is scored on the same folds."
+        + (f"test folds of {min(sizes):,} rows. " if min(sizes) == max(sizes) else f"test folds of {min(sizes):,} to {max(sizes):,} rows. ")
+        + "Every candidate is scored on the same folds."
     )
     if encoder is not None:
         reference = encoder.model_name_or_path or "all-MiniLM-L6-v2"
         lines.append(f"Frozen encoder: {reference}, token window {frozen_window}.")
     lines += [
         "",
-        "Macro-F1 is the mean over folds with its 95% Student-t interval. The last columns compare each "
+        "Macro-F1 is the mean over folds with its 95% Student-t interval, clipped to [0, 1]. The last columns compare each "
         "candidate with the best of its task by the corrected resampled t-test (Nadeau and Bengio, 2003): "
         "the mean per-fold difference of macro-F1 and its two-sided p-value.",
         "",

@@ -288,6 +288,9 @@ def test_compare_command_heads_flag_overrides_config(clothing_csv, tmp_path, cap
         (["--heads", "frozen-catboost"], "Unknown candidate 'frozen-catboost'"),
         (["--heads", "tfidf-logreg", "--folds", "1"], "at least 2"),
         (["--heads", "tfidf-logreg", "--task", "colour"], "colour"),
+        (["--heads", ","], "no candidates given"),
+        (["--heads", "tfidf-logreg", "--task", "category"], "tasks must be distinct"),
+        (["--heads", "tfidf-logreg", "--group-column", "category"], "must be different columns"),
     ],
 )
 def test_compare_command_rejects_bad_input(clothing_csv, tmp_path, capsys, arguments, message):
@@ -300,3 +303,51 @@ def test_compare_command_rejects_bad_input(clothing_csv, tmp_path, capsys, argum
 
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ('[data]\ntasks = "category"', "data.tasks must be a list of strings"),
+        ("[compare]\nfolds = 2.5", "compare.folds must be an integer"),
+        ("candidates = 3", "must be a [candidates] table"),
+        ("[compare]\nheads = []", "no candidates given"),
+        ('[candidates.p]\nestimator = "builtins.print"\nfeatures = "frozen"', "not a classifier class"),
+    ],
+)
+def test_compare_config_rejects_bad_values(clothing_csv, tmp_path, capsys, config, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(config + "\n", encoding="utf-8")
+    argv = ["compare", "--config", str(path), "--data", str(clothing_csv), "--task", "category", "--output", str(tmp_path / "out")]
+
+    code = main(argv)
+
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compare_config_encoder_options_apply(tmp_path):
+    from mtl_hybrid.cli import _compare_settings, build_parser
+
+    path = tmp_path / "encoder.toml"
+    path.write_text('[data]\npath = "x.csv"\ntasks = ["category"]\n[encoder]\nbatch_size = 4\ncache_dir = "/tmp/x"\n', encoding="utf-8")
+
+    from_file = _compare_settings(build_parser().parse_args(["compare", "--config", str(path), "--output", "out"]))
+    from_flag = _compare_settings(build_parser().parse_args(["compare", "--config", str(path), "--output", "out", "--batch-size", "8"]))
+
+    assert from_file["encoder"].batch_size == 4
+    assert from_file["encoder"].cache_dir == "/tmp/x"
+    assert from_flag["encoder"].batch_size == 8
+
+
+def test_failed_comparison_leaves_folder_usable(clothing, tmp_path):
+    frame = clothing.assign(constant="x")
+    output = tmp_path / "report"
+
+    with pytest.raises(ValueError, match="'constant'"):
+        compare_heads(frame, tasks=["category", "constant"], output_dir=output, candidates=["tfidf-logreg"], n_folds=2,
+                      show_progress_bar=False)
+    result = compare_heads(frame, tasks=["category"], output_dir=output, candidates=["tfidf-logreg"], n_folds=2,
+                           show_progress_bar=False)
+
+    assert len(result.folds) == 2
