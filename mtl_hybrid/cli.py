@@ -456,6 +456,19 @@ def _predictions_frame(model, texts: list[str]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def _replace_invalid_bytes(text: str) -> str:
+    """Replace each byte of an argument that was not UTF-8 with U+FFFD.
+
+    Python passes such bytes through argv as lone surrogates, which no UTF-8
+    output can hold.
+    """
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
+
+
 def run_predict(args) -> int:
     read_manifest(args.model)
     if args.output:
@@ -475,7 +488,7 @@ def run_predict(args) -> int:
     else:
         if args.id_column:
             raise CommandError("--id-column needs --data")
-        texts = validate_texts(args.texts, name="TEXT")
+        texts = [_replace_invalid_bytes(text) for text in validate_texts(args.texts, name="TEXT")]
     if not texts:
         raise CommandError("no texts to predict; pass texts as arguments or --data CSV")
 

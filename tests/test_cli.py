@@ -56,6 +56,28 @@ def test_predict_texts_csv(model_dir, capsys):
     assert set(rows["sentiment"]) <= {"negative", "neutral", "positive"}
 
 
+def test_predict_invalid_utf8_argument(model_dir, tmp_path):
+    text = b"\xff\xfe bad fit".decode("utf-8", "surrogateescape")
+    output = tmp_path / "predictions.jsonl"
+
+    code = main(["predict", "--model", str(model_dir), "--no-cache", "--format", "jsonl", "--output", str(output), text])
+    records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+
+    assert code == 0
+    assert len(records) == 1
+    assert records[0]["text"] == "\ufffd\ufffd bad fit"
+
+
+def test_predict_header_only_csv(model_dir, tmp_path, capsys):
+    path = tmp_path / "empty.csv"
+    path.write_text("text\n", encoding="utf-8")
+
+    code = main(["predict", "--model", str(model_dir), "--data", str(path)])
+
+    assert code == 2
+    assert "has no rows to predict" in capsys.readouterr().err
+
+
 def test_predict_csv_jsonl(model_dir, clothing_csv, tmp_path):
     output = tmp_path / "predictions.jsonl"
     assert main(["predict", "--model", str(model_dir), "--data", str(clothing_csv), "--format", "jsonl", "--output", str(output)]) == 0
