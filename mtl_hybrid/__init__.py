@@ -3,9 +3,9 @@
 import os
 
 # OpenMP threads that spin while they wait make XGBoost fits many times slower when
-# other processes or threads compete for the cores. On 2 cores shared with other
+# other processes or threads compete for the cores. On 2 cores busy with other
 # jobs, a default head fit on 6,281 multi-domain embeddings took 269 s with
-# spinning threads and 8.8 s with passive ones (see experiments/BENCHMARKS.md).
+# spinning threads and 8.8 s with passive ones (experiments/BENCHMARKS.md).
 # A value set before this import is kept. A library that loaded its OpenMP runtime
 # before this import (xgboost, torch) keeps the policy it started with.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

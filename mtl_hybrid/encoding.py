@@ -389,13 +389,16 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         model = self._model()
         if self.backend != "torch":
-            return model.encode(
-                texts,
-                batch_size=self.batch_size,
-                max_seq_length=self._window(),
-                normalize_embeddings=self.normalize_embeddings,
-                show_progress_bar=progress,
-            )
+            # A fast tokenizer raises "Already borrowed" when two threads change its
+            # truncation settings at once, so calls are serialised like the torch ones.
+            with _MODEL_LOCKS[id(model)]:
+                return model.encode(
+                    texts,
+                    batch_size=self.batch_size,
+                    max_seq_length=self._window(),
+                    normalize_embeddings=self.normalize_embeddings,
+                    show_progress_bar=progress,
+                )
 
         # The model is shared between estimators that may ask for different windows,
         # so the window is set and restored under the model's own lock.
