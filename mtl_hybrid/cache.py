@@ -96,55 +96,67 @@ class EmbeddingCache:
         texts: Sequence[str],
         compute: Callable[[list[str]], np.ndarray],
         chunk_size: int = 4096,
+        remember: bool = True,
     ) -> np.ndarray:
         """Return one embedding per text, calling ``compute`` on the missing ones.
 
         Each distinct missing text is computed once, in chunks of ``chunk_size``
-        that are written to the disk store as soon as they are done. Threads that
-        share the namespace wait for each other here.
+        that are written to the disk store as soon as they are done. With
+        ``remember=False`` the vectors read from disk or computed are not added to
+        the process-wide memory store, so memory stays bounded by ``texts``.
+        Threads that share the namespace wait for each other here.
         """
         keys = [text_key(text) for text in texts]
         with self._lock:
-            return self._get_or_compute(keys, texts, compute, chunk_size)
+            return self._get_or_compute(keys, texts, compute, chunk_size, remember)
 
-    def _get_or_compute(self, keys: list[str], texts: Sequence[str], compute, chunk_size: int) -> np.ndarray:
+    def _get_or_compute(self, keys: list[str], texts: Sequence[str], compute, chunk_size: int, remember: bool) -> np.ndarray:
         unique = dict(zip(keys, texts))
-        in_memory = {key for key in unique if key in self._memory}
+        # With remember=False, found vectors go to a dict local to this call.
+        store = self._memory if remember else {key: self._memory[key] for key in unique if key in self._memory}
+        in_memory = {key for key in unique if key in store}
         self.stats.memory_hits += sum(1 for key in keys if key in in_memory)
 
         if self.disk_path is not None:
-            self._sync_disk(unique, in_memory, keys)
+            self._sync_disk(unique, in_memory, keys, store, remember)
 
-        missing = [key for key in unique if key not in self._memory]
+        missing = [key for key in unique if key not in store]
         for start in range(0, len(missing), chunk_size):
             chunk_keys = missing[start : start + chunk_size]
             vectors = np.asarray(compute([unique[key] for key in chunk_keys]), dtype=np.float32)
             computed = dict(zip(chunk_keys, vectors))
-            self._write_disk(computed)
-            self._memory.update(computed)
+            self._write_disk(computed, register=remember)
+            store.update(computed)
             self.stats.encoded += len(chunk_keys)
 
         if not keys:
             return np.empty((0, 0), dtype=np.float32)
-        return np.stack([self._memory[key] for key in keys])
+        return np.stack([store[key] for key in keys])
 
-    def _sync_disk(self, unique: dict[str, str], in_memory: set[str], keys: list[str]) -> None:
-        """Load the texts missing from memory off disk, and store on disk the
+    def _sync_disk(self, unique: dict[str, str], in_memory: set[str], keys: list[str], store: dict, remember: bool) -> None:
+        """Load the texts missing from ``store`` off disk, and store on disk the
         vectors that only memory has (computed before ``cache_dir`` was set)."""
-        with _MEMORY_LOCK:
-            known = _ON_DISK.setdefault(str(self.disk_path), set())
-        unknown = [key for key in unique if key not in known]
+        if remember:
+            with _MEMORY_LOCK:
+                known = _ON_DISK.setdefault(str(self.disk_path), set())
+            unknown = [key for key in unique if key not in known]
+        else:
+            # The set of keys known to be on disk describes the memory store, which
+            # this call does not fill, so it is neither read nor updated.
+            known = None
+            unknown = [key for key in unique if key not in store]
         if not unknown:
             return
 
         found = self._read_disk(unknown)
-        known.update(found)
+        if known is not None:
+            known.update(found)
         fresh = {key: vector for key, vector in found.items() if key not in in_memory}
-        self._memory.update(fresh)
+        store.update(fresh)
         self.stats.disk_hits += sum(1 for key in keys if key in fresh)
 
-        memory_only = {key: self._memory[key] for key in in_memory if key not in found}
-        self._write_disk(memory_only)
+        memory_only = {key: store[key] for key in unknown if key in in_memory and key not in found}
+        self._write_disk(memory_only, register=remember)
 
     def _connect(self) -> sqlite3.Connection:
         assert self.disk_path is not None
@@ -186,7 +198,7 @@ class EmbeddingCache:
             connection.close()
         return found
 
-    def _write_disk(self, vectors: dict[str, np.ndarray]) -> None:
+    def _write_disk(self, vectors: dict[str, np.ndarray], register: bool = True) -> None:
         if self.disk_path is None or not vectors:
             return
         connection = self._connect()
@@ -198,6 +210,7 @@ class EmbeddingCache:
                 )
         finally:
             connection.close()
-        with _MEMORY_LOCK:
-            _ON_DISK.setdefault(str(self.disk_path), set()).update(vectors)
+        if register:
+            with _MEMORY_LOCK:
+                _ON_DISK.setdefault(str(self.disk_path), set()).update(vectors)
         logger.debug("Stored %d embeddings in %s", len(vectors), self.disk_path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import logging
 import os
@@ -24,18 +26,14 @@ from mtl_hybrid.compare import (
     make_candidate,
     read_config,
 )
-from mtl_hybrid.datasets import grouped_train_test_split, load_reviews, read_csv
-from mtl_hybrid.encoding import SentenceEncoder, validate_texts
+from mtl_hybrid.datasets import grouped_train_test_split, iter_csv, load_reviews
+from mtl_hybrid.encoding import BACKENDS, SentenceEncoder, validate_texts
 from mtl_hybrid.evaluation import evaluate_tasks, format_report
 from mtl_hybrid.finetuning import MultiTaskFineTuner
-from mtl_hybrid.persistence import (
-    default_mode,
-    load_pipeline,
-    read_manifest,
-    save_pipeline,
-)
+from mtl_hybrid.persistence import load_pipeline, read_manifest, save_pipeline
 from mtl_hybrid.pipeline import make_hybrid_pipeline
 from mtl_hybrid.serialization import check_encoder_directory
+from mtl_hybrid.streaming import atomic_text_file
 
 logger = logging.getLogger("mtl_hybrid.cli")
 
@@ -86,15 +84,8 @@ class CommandError(Exception):
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temporary, default_mode(0o666))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_text_file(path) as handle:
+        handle.write(text)
 
 
 def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +93,16 @@ def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="keep embeddings in memory only")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per encoder forward pass (default: 32)")
     parser.add_argument("--device", default=None, help="torch device for the encoder, such as cpu or cuda (default: cuda when available)")
+
+
+def _add_backend_option(parser: argparse.ArgumentParser, saved_model: bool) -> None:
+    default = "the model's own" if saved_model else "torch"
+    parser.add_argument(
+        "--backend",
+        choices=list(BACKENDS),
+        default=None if saved_model else "torch",
+        help=f"what runs the encoder: torch, onnx (ONNX Runtime, float32) or onnx-int8 (ONNX Runtime, int8 weights, fastest on a CPU); the onnx backends export the model on first use (default: {default})",
+    )
 
 
 def _add_training_options(parser: argparse.ArgumentParser, default_window: int | None = None) -> None:
@@ -143,10 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on a labelled CSV and report held-out metrics")
     _add_training_options(train)
+    _add_backend_option(train, saved_model=False)
     train.add_argument("--class-weight", choices=["balanced"], default=None, help="weight classes inversely to their frequency")
 
     tune = commands.add_parser("tune", help="tune each task's XGBoost head with Optuna, then train and report like train")
     _add_training_options(tune)
+    _add_backend_option(tune, saved_model=False)
     tune.add_argument("--trials", type=positive_int, default=30, help="Optuna trials per task in this run (default: 30)")
     tune.add_argument("--timeout", type=positive_float, default=None, help="stop starting new trials of a task after this many seconds")
     tune.add_argument("--cv", type=at_least_two, default=3, help="cross-validation folds per trial (default: 3)")
@@ -176,8 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="output format (default: csv)")
     predict.add_argument("--id-column", default=None, help="column of --data copied into the output to join predictions back")
     predict.add_argument("--output", default=None, help="write predictions to this file instead of standard output")
+    predict.add_argument("--chunk-size", type=positive_int, default=10_000, help="rows of --data read, predicted and written per step; memory grows with it, not with the file (default: 10000)")
     _add_trusted_option(predict)
     _add_encoder_options(predict)
+    _add_backend_option(predict, saved_model=True)
 
     evaluate = commands.add_parser("evaluate", help="report metrics of a model on a labelled CSV")
     evaluate.add_argument("--model", required=True, help="model directory written by train")
@@ -186,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", default=None, help="write the metrics as JSON to this file")
     _add_trusted_option(evaluate)
     _add_encoder_options(evaluate)
+    _add_backend_option(evaluate, saved_model=True)
 
     compare = commands.add_parser(
         "compare", help="cross-validate several heads on the same folds and write a report with intervals and plots"
@@ -202,8 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--max-seq-length", type=positive_int, default=None, help="frozen encoder's token window (default: the model's, 256 for MiniLM)")
     compare.add_argument("--output", required=True, help="report folder; a rerun with the same settings resumes in it")
     _add_encoder_options(compare)
+    _add_backend_option(compare, saved_model=False)
     # None marks a flag not given, so that the config file's [encoder] value applies.
-    compare.set_defaults(batch_size=None)
+    compare.set_defaults(batch_size=None, backend=None)
     return parser
 
 
@@ -241,11 +248,20 @@ def _task_probabilities(model, texts: list[str]) -> list[tuple[str, np.ndarray, 
     return list(zip(tasks, classes, probabilities))
 
 
-def _set_encoder_runtime(pipeline, args) -> None:
-    """Apply the run's cache and device options to a loaded pipeline's encoder."""
+def _set_encoder_runtime(pipeline, args, streaming: bool = False) -> None:
+    """Apply the run's cache, device and backend options to a loaded pipeline's encoder.
+
+    With ``streaming`` the encoder keeps no embeddings in memory and shows no
+    progress bar of its own, because the caller shows one over all chunks.
+    """
     encoder = pipeline.named_steps.get("encoder") if hasattr(pipeline, "named_steps") else None
-    if encoder is not None:
-        encoder.set_params(cache_dir=_cache_dir(args), show_progress_bar=True, batch_size=args.batch_size, device=args.device)
+    if encoder is None:
+        return
+    encoder.set_params(cache_dir=_cache_dir(args), show_progress_bar=not streaming, batch_size=args.batch_size, device=args.device)
+    if streaming:
+        encoder.set_params(memory_cache=False)
+    if args.backend is not None:
+        encoder.set_params(backend=args.backend)
 
 
 def _tasks_of(model) -> list[str]:
@@ -344,6 +360,7 @@ def _make_pipeline(args, head=None):
         batch_size=args.batch_size,
         device=args.device,
         show_progress_bar=True,
+        backend=args.backend,
     )
 
 
@@ -469,44 +486,69 @@ def _replace_invalid_bytes(text: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def run_predict(args) -> int:
-    read_manifest(args.model)
-    if args.output:
-        _check_file_output(Path(args.output))
-    ids = None
-    if args.data is not None:
-        frame = read_csv(args.data, text_column=args.text_column)
+def _text_chunks(args):
+    """Yield (ids or None, texts) per chunk of --data, or once for the TEXT arguments."""
+    if args.data is None:
+        if args.id_column:
+            raise CommandError("--id-column needs --data")
+        texts = [_replace_invalid_bytes(text) for text in validate_texts(args.texts, name="TEXT")]
+        if not texts:
+            raise CommandError("no texts to predict; pass texts as arguments or --data CSV")
+        yield None, texts
+        return
+
+    first_row = 0
+    for frame in iter_csv(args.data, text_column=args.text_column, chunksize=args.chunk_size):
         required = [args.text_column] + ([args.id_column] if args.id_column else [])
         missing = [column for column in required if column not in frame.columns]
         if missing:
             raise CommandError(f"{args.data} has no column(s) {missing}; available columns: {list(frame.columns)}")
         # An empty cell is an empty review: it gets a prediction like any other row.
-        texts = validate_texts(frame[args.text_column].fillna(""), name=f"column {args.text_column!r}")
-        ids = frame[args.id_column] if args.id_column else None
-        if not texts:
-            raise CommandError(f"{args.data} has no rows to predict")
-    else:
-        if args.id_column:
-            raise CommandError("--id-column needs --data")
-        texts = [_replace_invalid_bytes(text) for text in validate_texts(args.texts, name="TEXT")]
-    if not texts:
-        raise CommandError("no texts to predict; pass texts as arguments or --data CSV")
+        texts = validate_texts(frame[args.text_column].fillna(""), name=f"column {args.text_column!r}", first_row=first_row)
+        first_row += len(texts)
+        if texts:
+            yield (frame[args.id_column].to_numpy() if args.id_column else None), texts
+
+
+def _write_predictions(handle, predictions: pd.DataFrame, output_format: str, header: bool) -> None:
+    if output_format == "csv":
+        predictions.to_csv(handle, index=False, header=header)
+        return
+    text = predictions.to_json(orient="records", lines=True, force_ascii=False)
+    handle.write(text if text.endswith("\n") else text + "\n")
+
+
+def run_predict(args) -> int:
+    """Predict chunk by chunk: each chunk of --data is read, encoded, predicted and
+    written before the next is read, so memory does not grow with the file. With
+    --output the rows go to a temporary file renamed to the output at the end."""
+    from tqdm.auto import tqdm
+
+    read_manifest(args.model)
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        _check_file_output(output)
+    chunks = _text_chunks(args)
+    first = next(chunks, None)
+    if first is None:
+        raise CommandError(f"no texts to predict; {args.data} has a header but no rows")
 
     pipeline = load_pipeline(args.model, trusted=args.trusted)
-    _set_encoder_runtime(pipeline, args)
-    predictions = _predictions_frame(pipeline, texts)
-    if ids is not None:
-        predictions.insert(0, args.id_column, ids.to_numpy())
+    _set_encoder_runtime(pipeline, args, streaming=True)
+    written = 0
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(atomic_text_file(output)) if output is not None else sys.stdout
+        bar = stack.enter_context(tqdm(unit="text", desc="Predicting", disable=args.data is None))
+        for ids, texts in itertools.chain([first], chunks):
+            predictions = _predictions_frame(pipeline, texts)
+            if ids is not None:
+                predictions.insert(0, args.id_column, ids)
+            _write_predictions(handle, predictions, args.format, header=written == 0)
+            written += len(predictions)
+            bar.update(len(predictions))
 
-    if args.format == "csv":
-        text = predictions.to_csv(index=False)
-    else:
-        text = predictions.to_json(orient="records", lines=True, force_ascii=False)
-    if args.output:
-        _write_atomic(Path(args.output), text)
-        print(f"wrote {len(predictions)} predictions to {args.output}")
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if output is not None:
+        print(f"wrote {written} predictions to {args.output}")
     return 0
 
 
@@ -575,6 +617,8 @@ def _compare_settings(args) -> dict:
         encoder_options["batch_size"] = args.batch_size
     if args.device is not None:
         encoder_options["device"] = args.device
+    if args.backend is not None:
+        encoder_options["backend"] = args.backend
     if args.no_cache:
         encoder_options["cache_dir"] = None
     elif args.cache_dir is not None or "cache_dir" not in encoder_options:

@@ -311,7 +311,7 @@ class _Run:
         rng = np.random.default_rng(0)
         sample = [self.texts[i] for i in rng.choice(len(self.texts), size=min(128, len(self.texts)), replace=False)]
         started = time.perf_counter()
-        encoder._encode(sample)
+        encoder._encode(sample, False)
         rate = (time.perf_counter() - started) / len(sample)
         logger.info("Frozen encoder: %.1f texts per second without the cache", 1 / rate)
         return rate

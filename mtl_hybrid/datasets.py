@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import (
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["data_home", "grouped_train_test_split", "iter_grouped_folds", "load_reviews", "read_csv"]
+__all__ = ["data_home", "grouped_train_test_split", "iter_csv", "iter_grouped_folds", "load_reviews", "read_csv"]
 
 DATA_HOME_VARIABLE = "MTL_HYBRID_DATA_HOME"
 
@@ -29,17 +33,36 @@ def data_home() -> Path:
     return Path(value)
 
 
-def _check_utf8(path: Path) -> None:
-    """Raise a ValueError naming the line and byte offset of the first invalid UTF-8 byte."""
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(
-            f"{path} is not valid UTF-8: byte {data[error.start:error.start + 1]!r} at offset {error.start} "
-            f"(line {line}); re-save the file as UTF-8."
-        ) from error
+def _check_utf8(path: Path, block_size: int = 1 << 20) -> None:
+    """Raise a ValueError naming the line and byte offset of the first invalid UTF-8 byte.
+
+    The file is read in blocks of ``block_size`` bytes, so memory stays bounded
+    whatever its size.
+    """
+    offset = 0  # file offset of data[0]
+    newlines = 0  # line breaks before offset
+    pending = b""  # the start of a character cut off by the end of the last block
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(block_size)
+            data = pending + block
+            if not data:
+                return
+            try:
+                data.decode("utf-8")
+                valid = len(data)
+            except UnicodeDecodeError as error:
+                # A character cut by the block boundary is completed by the next block.
+                if not (block and error.reason == "unexpected end of data"):
+                    line = newlines + data.count(b"\n", 0, error.start) + 1
+                    raise ValueError(
+                        f"{path} is not valid UTF-8: byte {data[error.start:error.start + 1]!r} at offset "
+                        f"{offset + error.start} (line {line}); re-save the file as UTF-8."
+                    ) from error
+                valid = error.start
+            newlines += data.count(b"\n", 0, valid)
+            offset += valid
+            pending = data[valid:]
 
 
 # Cells read as missing labels. A text cell is missing only when it is empty, so a
@@ -53,26 +76,56 @@ def read_csv(path: str | os.PathLike, text_column: str | None = None) -> pd.Data
     With ``text_column``, that column is read as strings (numbers stay text, an
     empty cell is NaN) and the other columns treat :data:`MISSING_LABELS` as missing.
     """
+    path = _check_csv_path(path)
+    try:
+        return pd.read_csv(path, encoding="utf-8", **_read_options(path, text_column))
+    except pd.errors.EmptyDataError as error:
+        raise ValueError(f"{path} is empty; expected a CSV with a header row.") from error
+    except pd.errors.ParserError as error:
+        raise ValueError(f"{path} is not a valid CSV file: {error}") from error
+
+
+def iter_csv(path: str | os.PathLike, text_column: str | None = None, chunksize: int = 10_000) -> Iterator[pd.DataFrame]:
+    """Read a UTF-8 CSV file as DataFrames of up to ``chunksize`` rows, like :func:`read_csv`.
+
+    Memory stays bounded by ``chunksize`` whatever the file's size. The file is
+    checked (existence, UTF-8, header) before the first chunk is returned. A row
+    that cannot be parsed raises a ValueError when its chunk is reached.
+    """
+    path = _check_csv_path(path)
+    try:
+        reader = pd.read_csv(path, encoding="utf-8", chunksize=chunksize, **_read_options(path, text_column))
+        with reader:
+            yield from reader
+    except pd.errors.EmptyDataError as error:
+        raise ValueError(f"{path} is empty; expected a CSV with a header row.") from error
+    except pd.errors.ParserError as error:
+        raise ValueError(f"{path} is not a valid CSV file: {error}") from error
+
+
+def _check_csv_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a directory; expected a CSV file.")
     if not path.is_file():
         raise FileNotFoundError(f"CSV file not found: {path}")
     _check_utf8(path)
-    options: dict = {}
+    return path
+
+
+def _read_options(path: Path, text_column: str | None) -> dict:
+    """Return the ``pandas.read_csv`` options that read ``text_column`` as text."""
+    if text_column is None:
+        return {}
     try:
-        if text_column is not None:
-            columns = pd.read_csv(path, encoding="utf-8", nrows=0).columns
-            options = {
-                "dtype": {text_column: str} if text_column in columns else None,
-                "keep_default_na": False,
-                "na_values": {column: [""] if column == text_column else MISSING_LABELS for column in columns},
-            }
-        return pd.read_csv(path, encoding="utf-8", **options)
+        columns = pd.read_csv(path, encoding="utf-8", nrows=0).columns
     except pd.errors.EmptyDataError as error:
         raise ValueError(f"{path} is empty; expected a CSV with a header row.") from error
-    except pd.errors.ParserError as error:
-        raise ValueError(f"{path} is not a valid CSV file: {error}") from error
+    return {
+        "dtype": {text_column: str} if text_column in columns else None,
+        "keep_default_na": False,
+        "na_values": {column: [""] if column == text_column else MISSING_LABELS for column in columns},
+    }
 
 
 def check_columns(frame: pd.DataFrame, required: Sequence[str], source: str) -> None:

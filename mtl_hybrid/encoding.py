@@ -13,22 +13,31 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Iterable, Sequence
 from numbers import Integral
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils._param_validation import Interval
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from mtl_hybrid.cache import EmbeddingCache, namespace_key
+from mtl_hybrid.streaming import NpyWriter, iter_chunks
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SentenceEncoder", "default_model_path", "replace_lone_surrogates", "shared_model", "validate_texts"]
+__all__ = ["BACKENDS", "SentenceEncoder", "default_model_path", "replace_lone_surrogates", "shared_model", "validate_texts"]
+
+# "torch" runs the sentence-transformers model; "onnx" and "onnx-int8" run its
+# float32 and int8 ONNX exports with ONNX Runtime (see mtl_hybrid.onnx_backend).
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 _REGISTRY: dict[tuple[str, str, str], object] = {}
 _REGISTRY_LOCK = threading.Lock()
@@ -77,28 +86,52 @@ def _pick_device(device: str | None) -> str:
     return device
 
 
-def shared_model(model_name_or_path: str | os.PathLike | None = None, device: str | None = None, backend: str = "torch"):
-    """Return the shared ``SentenceTransformer`` for a model, loading it on first use.
+def check_backend(backend: str, device: str | None) -> str:
+    """Return the device to load ``backend`` on, or raise a ValueError for an
+    unknown backend or a device the backend cannot use."""
+    if backend not in BACKENDS:
+        accepted = ", ".join(repr(name) for name in BACKENDS)
+        raise ValueError(f"backend {backend!r} is not supported; use one of {accepted}.")
+    if backend == "torch":
+        return _pick_device(device)
+    if device not in (None, "cpu"):
+        raise ValueError(f"backend {backend!r} runs on the CPU only, got device {device!r}; use device='cpu' or backend='torch'.")
+    return "cpu"
 
-    A local directory loads with ``local_files_only=True``, so it never touches the
-    network. Any other string is passed to sentence-transformers as a model name.
+
+def shared_model(model_name_or_path: str | os.PathLike | None = None, device: str | None = None, backend: str = "torch"):
+    """Return the shared model for a model reference, device and backend, loading it on first use.
+
+    The ``"torch"`` backend returns a ``SentenceTransformer``. A local directory
+    loads with ``local_files_only=True``, so it never touches the network; any
+    other string is passed to sentence-transformers as a model name. The
+    ``"onnx"`` and ``"onnx-int8"`` backends return an
+    :class:`~mtl_hybrid.onnx_backend.OnnxSentenceModel`, exporting the model on
+    first use into :func:`~mtl_hybrid.onnx_backend.default_onnx_dir`.
     """
     reference = resolve_model_reference(model_name_or_path)
-    device = _pick_device(device)
+    device = check_backend(backend, device)
     key = (reference, device, backend)
     with _REGISTRY_LOCK:
         model = _REGISTRY.get(key)
         if model is None:
-            from sentence_transformers import SentenceTransformer
-
             logger.info("Loading sentence-transformers model %s on %s (%s backend)", reference, device, backend)
-            model = SentenceTransformer(
-                reference, device=device, backend=backend, local_files_only=os.path.isdir(reference)
-            )
+            model = _load_model(reference, device, backend)
             _REGISTRY[key] = model
             _MODEL_LOCKS[id(model)] = threading.Lock()
             _MODEL_WINDOWS[id(model)] = int(model.get_max_seq_length() or 512)
     return model
+
+
+def _load_model(reference: str, device: str, backend: str):
+    if backend == "torch":
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(reference, device=device, local_files_only=os.path.isdir(reference))
+
+    from mtl_hybrid.onnx_backend import OnnxSentenceModel, export_onnx_model
+
+    return OnnxSentenceModel(export_onnx_model(reference, quantize=backend == "onnx-int8"))
 
 
 def model_fingerprint(model_name_or_path: str | os.PathLike | None) -> str:
@@ -129,13 +162,14 @@ def model_fingerprint(model_name_or_path: str | os.PathLike | None) -> str:
     return fingerprint
 
 
-def validate_texts(X, *, name: str = "X") -> list[str]:
+def validate_texts(X, *, name: str = "X", first_row: int = 0) -> list[str]:
     """Return ``X`` as a list of strings, or raise a ValueError that names the bad rows.
 
     Accepts a list, tuple, 1-D array, Series or one-column DataFrame of strings.
     Empty and whitespace-only strings are valid texts, and so is any Unicode
     (control characters, right-to-left marks, emoji, lone surrogates). None, NaN
-    and non-string values are rejected with their positions.
+    and non-string values are rejected with their positions, counted from
+    ``first_row`` (the position of ``X[0]`` in a larger input that arrives in chunks).
     """
     if sp.issparse(X):
         raise TypeError(f"{name} is a sparse matrix; sparse input is not supported. Pass a sequence of texts.")
@@ -162,7 +196,7 @@ def validate_texts(X, *, name: str = "X") -> list[str]:
     else:
         raise TypeError(f"{name} must be a sequence of texts, got {type(X).__name__}.")
 
-    bad = [(i, value) for i, value in enumerate(values) if not isinstance(value, str)]
+    bad = [(i, value) for i, value in enumerate(values, start=first_row) if not isinstance(value, str)]
     if bad:
         examples = ", ".join(f"row {i}: {value!r} ({type(value).__name__})" for i, value in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
@@ -206,11 +240,24 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Token window; longer texts are truncated. ``None`` keeps the model's own
         (256 tokens for all-MiniLM-L6-v2).
     device : str, default=None
-        Torch device such as ``"cpu"`` or ``"cuda"``; ``None`` picks CUDA when available.
+        Torch device such as ``"cpu"`` or ``"cuda"``; ``None`` picks CUDA when
+        available for the torch backend and the CPU for the others.
     show_progress_bar : bool, default=False
         Show a tqdm bar while encoding.
     cache_dir : str or path-like, default=None
         Folder of the on-disk embedding cache; ``None`` caches in memory only.
+    backend : {"torch", "onnx", "onnx-int8"}, default="torch"
+        What runs the model. ``"onnx"`` runs a float32 ONNX export with ONNX
+        Runtime. ``"onnx-int8"`` runs an export whose weight matrices are
+        quantised to int8, which is faster on CPUs with a small loss of accuracy.
+        Both run on the CPU. The export happens on first use and is stored in
+        ``$MTL_HYBRID_ONNX_DIR`` (default ``~/.cache/mtl_hybrid/onnx``). Each
+        backend has its own cache namespace.
+    memory_cache : bool, default=True
+        Keep the embeddings that ``transform`` encodes or reads from disk in the
+        process-wide memory cache, where clones find them. ``False`` bounds the
+        memory of large runs: vectors already in memory are still used, and new
+        ones go only to the output and the disk cache.
 
     Attributes
     ----------
@@ -237,6 +284,8 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "device": [str, None],
         "show_progress_bar": ["boolean"],
         "cache_dir": [str, os.PathLike, None],
+        "backend": [StrOptions(set(BACKENDS))],
+        "memory_cache": ["boolean"],
     }
 
     def __init__(
@@ -249,6 +298,8 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         device=None,
         show_progress_bar=False,
         cache_dir=None,
+        backend="torch",
+        memory_cache=True,
     ):
         self.model_name_or_path = model_name_or_path
         self.batch_size = batch_size
@@ -257,13 +308,21 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.device = device
         self.show_progress_bar = show_progress_bar
         self.cache_dir = cache_dir
+        self.backend = backend
+        self.memory_cache = memory_cache
+
+    def __setstate__(self, state):
+        # Encoders pickled before these parameters existed load with their defaults.
+        state.setdefault("backend", "torch")
+        state.setdefault("memory_cache", True)
+        super().__setstate__(state)
 
     def fit(self, X=None, y=None):
         """Check the parameters and load the model; the encoder learns nothing from ``X``."""
         self._validate_params()
         if X is not None:
             validate_texts(X)
-        model = shared_model(self.model_name_or_path, self.device)
+        model = self._model()
         self.model_fingerprint_ = model_fingerprint(self.model_name_or_path)
         self.embedding_dimension_ = int(model.get_embedding_dimension())
         self._n_features_out = self.embedding_dimension_
@@ -274,6 +333,51 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Return the embeddings of ``X``, an array of shape (n_texts, embedding_dimension_)."""
         check_is_fitted(self, "model_fingerprint_")
         texts = validate_texts(X)
+        return self._transform_texts(texts, remember=self.memory_cache, progress=self.show_progress_bar)
+
+    def transform_to_npy(self, X: Iterable[str], path: str | os.PathLike, *, chunk_size: int = 4096) -> np.memmap:
+        """Encode texts chunk by chunk into a ``.npy`` file and return it memory-mapped.
+
+        Memory stays bounded by ``chunk_size`` whatever the number of texts. ``X``
+        may be any iterable, a generator over a large file included. The
+        embeddings go only to the file and the disk cache (with ``cache_dir``),
+        never to the memory cache. The file is written under a temporary name and
+        renamed to ``path`` when complete, so ``path`` never holds a partial array.
+
+        Parameters
+        ----------
+        X : iterable of str
+            The texts.
+        path : str or path-like
+            The ``.npy`` file to write, replaced if it exists.
+        chunk_size : int, default=4096
+            Texts read, encoded and written per step.
+
+        Returns
+        -------
+        numpy.memmap of shape (n_texts, embedding_dimension_)
+            The embeddings, read-only, in the order of ``X``.
+        """
+        check_is_fitted(self, "model_fingerprint_")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, Integral) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be an integer of at least 1, got {chunk_size!r}.")
+        if isinstance(X, str):
+            raise TypeError(f"X must be an iterable of texts, got a single str {X[:40]!r}; wrap it in a list.")
+
+        from tqdm.auto import tqdm
+
+        total = len(X) if hasattr(X, "__len__") else None
+        with NpyWriter(path, self.embedding_dimension_) as writer, tqdm(
+            total=total, unit="text", desc="Encoding", disable=not self.show_progress_bar
+        ) as bar:
+            for chunk in iter_chunks(X, chunk_size):
+                texts = validate_texts(chunk, first_row=writer.rows)
+                writer.append(self._transform_texts(texts, remember=False, progress=False))
+                bar.update(len(texts))
+        logger.info("Wrote %d embeddings to %s", writer.rows, path)
+        return np.load(path, mmap_mode="r")
+
+    def _transform_texts(self, texts: list[str], *, remember: bool, progress: bool) -> np.ndarray:
         blank = sum(1 for text in texts if not text.strip())
         if blank:
             logger.warning("%d of %d texts are empty or whitespace-only; they are encoded as empty input", blank, len(texts))
@@ -283,22 +387,41 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         cache = self._cache()
         cache.stats = self.cache_stats_
         before = cache.stats.encoded
-        embeddings = cache.get_or_compute(texts, self._encode)
+        embeddings = cache.get_or_compute(texts, lambda batch: self._encode(batch, progress), remember=remember)
         logger.debug("Encoded %d of %d texts; the rest came from the cache", cache.stats.encoded - before, len(texts))
         return embeddings
 
+    def _model(self):
+        return shared_model(self.model_name_or_path, self.device, self.backend)
+
     def _cache(self) -> EmbeddingCache:
         options = {"normalize_embeddings": self.normalize_embeddings, "max_seq_length": self._window()}
+        # The torch backend keeps the namespace it had before backends were added,
+        # so caches written then stay valid.
+        if self.backend != "torch":
+            options["backend"] = self.backend
         return EmbeddingCache(namespace_key(self.model_fingerprint_, options), self.cache_dir)
 
     def _window(self) -> int:
-        model = shared_model(self.model_name_or_path, self.device)
         if self.max_seq_length is not None:
             return self.max_seq_length
-        return _MODEL_WINDOWS[id(model)]
+        return _MODEL_WINDOWS[id(self._model())]
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        model = shared_model(self.model_name_or_path, self.device)
+    def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
+        model = self._model()
+        texts = [replace_lone_surrogates(text) for text in texts]
+        if self.backend != "torch":
+            # A fast tokenizer raises "Already borrowed" when two threads change its
+            # truncation settings at once, so calls are serialised like the torch ones.
+            with _MODEL_LOCKS[id(model)]:
+                return model.encode(
+                    texts,
+                    batch_size=self.batch_size,
+                    max_seq_length=self._window(),
+                    normalize_embeddings=self.normalize_embeddings,
+                    show_progress_bar=progress,
+                )
+
         # The model is shared between estimators that may ask for different windows,
         # so the window is set and restored under the model's own lock.
         with _MODEL_LOCKS[id(model)]:
@@ -306,9 +429,9 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             model.max_seq_length = self._window()
             try:
                 return model.encode(
-                    [replace_lone_surrogates(text) for text in texts],
+                    texts,
                     batch_size=self.batch_size,
-                    show_progress_bar=self.show_progress_bar,
+                    show_progress_bar=progress,
                     normalize_embeddings=self.normalize_embeddings,
                     convert_to_numpy=True,
                 )

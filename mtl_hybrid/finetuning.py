@@ -29,7 +29,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
-from mtl_hybrid.encoding import SentenceEncoder, replace_lone_surrogates, resolve_model_reference, validate_texts
+from mtl_hybrid.encoding import (
+    SentenceEncoder,
+    replace_lone_surrogates,
+    resolve_model_reference,
+    validate_texts,
+)
 from mtl_hybrid.multitask import missing_label_mask, targets_as_frame
 
 logger = logging.getLogger(__name__)

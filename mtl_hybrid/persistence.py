@@ -50,6 +50,7 @@ from mtl_hybrid.serialization import (
     decode_estimator,
     encode_estimator,
 )
+from mtl_hybrid.streaming import default_mode
 
 logger = logging.getLogger(__name__)
 
@@ -87,13 +88,6 @@ _DEPENDENCIES = [
 ]
 # Versions compared on load: a difference is logged, because it can change predictions.
 _CHECKED_DEPENDENCIES = ["mtl-hybrid", "scikit-learn", "xgboost", "xgboost-cpu", "sentence-transformers", "torch"]
-
-
-def default_mode(mode: int) -> int:
-    """Return ``mode`` with the process umask applied, as open() would for a new file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
 
 
 def _sha256(path: Path) -> str:

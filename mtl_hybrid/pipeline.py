@@ -22,6 +22,7 @@ def make_hybrid_pipeline(
     batch_size=32,
     device=None,
     show_progress_bar=False,
+    backend="torch",
 ) -> Pipeline:
     """Build ``Pipeline([("encoder", SentenceEncoder), ("classifier", MultiTaskClassifier)])``.
 
@@ -32,7 +33,7 @@ def make_hybrid_pipeline(
     head : classifier or dict of {task: classifier}, default=None
         Head per task; ``None`` uses :class:`XGBoostHead` with ``class_weight`` and
         ``random_state``.
-    max_seq_length, cache_dir, batch_size, device, show_progress_bar
+    max_seq_length, cache_dir, batch_size, device, show_progress_bar, backend
         Passed to :class:`SentenceEncoder`.
     class_weight : {"balanced"} or None, default=None
         Class weighting of the default XGBoost heads.
@@ -52,6 +53,7 @@ def make_hybrid_pipeline(
         device=device,
         show_progress_bar=show_progress_bar,
         cache_dir=cache_dir,
+        backend=backend,
     )
     if head is None:
         head = XGBoostHead(class_weight=class_weight, random_state=random_state)

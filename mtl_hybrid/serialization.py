@@ -40,7 +40,11 @@ from sklearn.preprocessing import LabelEncoder
 
 from mtl_hybrid.boosting import XGBoostHead
 from mtl_hybrid.cache import CacheStats
-from mtl_hybrid.encoding import SentenceEncoder, model_fingerprint, resolve_model_reference
+from mtl_hybrid.encoding import (
+    SentenceEncoder,
+    model_fingerprint,
+    resolve_model_reference,
+)
 from mtl_hybrid.finetuning import MultiTaskFineTuner
 from mtl_hybrid.multitask import MultiTaskClassifier
 from mtl_hybrid.tuning import TunedXGBoostHead, mask_password

@@ -46,15 +46,28 @@ def default_search_space() -> dict:
     rounds is not searched: early stopping finds it in every fit. Extend the space
     with ``{**default_search_space(), "max_bin": IntDistribution(32, 256)}`` or
     replace it with your own dict.
+
+    The space leaves out settings that only cost time on dense sentence
+    embeddings. On the multi-domain MiniLM embeddings (experiments/bench_xgboost.py),
+    128 or 256 histogram bins and column samples of 0.8 or 1.0 made the category
+    head 18% to 66% slower to fit than 64 bins and 0.5, and gained at most 0.001
+    of macro-F1 on either task. So ``max_bin`` stays at the template's 64 and
+    ``colsample_bytree`` ends at 0.8. A learning rate of 0.05 needed 379 of the
+    400 rounds, so lower rates would mostly stop at ``n_estimators`` before
+    converging.
     """
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     return {
-        "learning_rate": FloatDistribution(0.02, 0.3, log=True),
+        "learning_rate": FloatDistribution(0.05, 0.3, log=True),
         "max_depth": IntDistribution(2, 8),
         "min_child_weight": FloatDistribution(0.5, 20.0, log=True),
         "subsample": FloatDistribution(0.5, 1.0),
-        "colsample_bytree": FloatDistribution(0.2, 1.0),
+        "colsample_bytree": FloatDistribution(0.2, 0.8),
         "reg_lambda": FloatDistribution(1e-3, 10.0, log=True),
         "reg_alpha": FloatDistribution(1e-3, 10.0, log=True),
         "gamma": FloatDistribution(0.0, 5.0),
@@ -135,7 +148,10 @@ def mask_password(url: str) -> str:
 
 def suggest(trial, name: str, distribution):
     """Sample ``name`` from an Optuna distribution through the trial's public API."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        FloatDistribution,
+        IntDistribution,
+    )
 
     if isinstance(distribution, FloatDistribution):
         return trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log, step=distribution.step)
@@ -146,7 +162,11 @@ def suggest(trial, name: str, distribution):
 
 
 def _check_search_space(space: dict) -> None:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     for name, distribution in space.items():
         if not isinstance(distribution, (FloatDistribution, IntDistribution, CategoricalDistribution)):

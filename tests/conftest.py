@@ -15,6 +15,17 @@ from mtl_hybrid.datasets import DATA_HOME_VARIABLE, load_reviews  # noqa: E402
 TASKS = ["category", "sentiment"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_dir(tmp_path_factory) -> Path:
+    """A folder of this test session for the exports of the onnx backends."""
+    from mtl_hybrid.onnx_backend import ONNX_DIR_VARIABLE
+
+    folder = tmp_path_factory.mktemp("onnx")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ONNX_DIR_VARIABLE, str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def data_home() -> Path:
     value = os.environ.get(DATA_HOME_VARIABLE)

@@ -75,7 +75,7 @@ def test_predict_header_only_csv(model_dir, tmp_path, capsys):
     code = main(["predict", "--model", str(model_dir), "--data", str(path)])
 
     assert code == 2
-    assert "has no rows to predict" in capsys.readouterr().err
+    assert "has a header but no rows" in capsys.readouterr().err
 
 
 def test_predict_csv_jsonl(model_dir, clothing_csv, tmp_path):
@@ -243,3 +243,55 @@ def test_version_option(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.startswith("mtl-hybrid 0.")
+
+
+def test_predict_chunks_match_whole(model_dir, clothing, tmp_path):
+    path = tmp_path / "texts.csv"
+    clothing.head(30).assign(id=range(30))[["id", "text"]].to_csv(path, index=False)
+    outputs = {}
+    for chunk_size in ("7", "10000"):
+        output = tmp_path / f"chunks-{chunk_size}.csv"
+        arguments = ["predict", "--model", str(model_dir), "--data", str(path), "--id-column", "id", "--chunk-size", chunk_size]
+        assert main([*arguments, "--output", str(output)]) == 0
+        outputs[chunk_size] = pd.read_csv(output)
+    chunked, whole = outputs["7"], outputs["10000"]
+    assert chunked["id"].tolist() == list(range(30))
+    assert list(chunked.columns) == list(whole.columns)
+    for task in ("category", "sentiment"):
+        assert chunked[task].tolist() == whole[task].tolist()
+        assert (chunked[f"{task}_probability"] - whole[f"{task}_probability"]).abs().max() <= 1e-3
+
+
+def test_predict_failure_keeps_output(model_dir, tmp_path, capsys):
+    path = tmp_path / "broken.csv"
+    rows = [f"{i},review number {i}" for i in range(20)] + ["20,a row,with an extra field"]
+    path.write_text("id,text\n" + "\n".join(rows) + "\n")
+    output = tmp_path / "out.csv"
+    output.write_text("previous predictions\n")
+
+    code = main(["predict", "--model", str(model_dir), "--data", str(path), "--chunk-size", "5", "--output", str(output)])
+    assert code == 2
+    assert "is not a valid CSV file" in capsys.readouterr().err
+    assert output.read_text() == "previous predictions\n"
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["broken.csv", "out.csv"]
+
+
+def test_predict_header_only(model_dir, tmp_path, capsys):
+    path = tmp_path / "empty.csv"
+    path.write_text("id,text\n")
+    assert main(["predict", "--model", str(model_dir), "--data", str(path)]) == 2
+    assert "has a header but no rows" in capsys.readouterr().err
+
+
+def test_predict_int8_backend(model_dir, capsys):
+    texts = ["This dress is gorgeous and fits perfectly", "The pants ripped on the first day"]
+    assert main(["predict", "--model", str(model_dir), "--no-cache", "--backend", "onnx-int8", *texts]) == 0
+    rows = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    assert rows["text"].tolist() == texts
+    assert set(rows["sentiment"]) <= {"negative", "neutral", "positive"}
+
+
+def test_invalid_backend_option(model_dir, capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--model", str(model_dir), "--backend", "tensorrt", "text"])
+    assert "--backend: invalid choice: 'tensorrt'" in capsys.readouterr().err

@@ -1,0 +1,134 @@
+"""The onnx and onnx-int8 backends of SentenceEncoder on the real all-MiniLM-L6-v2 model."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Dense
+
+from mtl_hybrid import SentenceEncoder, clear_memory_cache
+from mtl_hybrid.encoding import shared_model
+from mtl_hybrid.onnx_backend import MODEL_FILE, _publish, export_onnx_model
+
+
+@pytest.fixture(scope="module")
+def texts(reviews):
+    return reviews["text"].head(12).tolist() + [""]
+
+
+@pytest.fixture(scope="module")
+def torch_embeddings(texts):
+    return SentenceEncoder().fit().transform(texts)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_onnx_matches_torch(texts, torch_embeddings):
+    embeddings = SentenceEncoder(backend="onnx").fit().transform(texts)
+    assert embeddings.shape == (13, 384)
+    assert embeddings.dtype == np.float32
+    assert cosines(embeddings, torch_embeddings).min() > 0.9999
+
+
+def test_int8_close_to_torch(texts, torch_embeddings):
+    embeddings = SentenceEncoder(backend="onnx-int8").fit().transform(texts)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    assert cosines(embeddings, torch_embeddings).mean() > 0.98
+
+
+def test_export_reused(onnx_dir, caplog):
+    SentenceEncoder(backend="onnx-int8").fit()
+    folders = {variant: export_onnx_model(quantize=variant == "int8", onnx_dir=onnx_dir) for variant in ("fp32", "int8")}
+    modified = {variant: (folder / MODEL_FILE).stat().st_mtime_ns for variant, folder in folders.items()}
+
+    with caplog.at_level(logging.DEBUG, logger="mtl_hybrid.onnx_backend"):
+        again = {variant: export_onnx_model(quantize=variant == "int8", onnx_dir=onnx_dir) for variant in ("fp32", "int8")}
+    assert again == folders
+    assert {variant: (folder / MODEL_FILE).stat().st_mtime_ns for variant, folder in again.items()} == modified
+    assert "Exported" not in caplog.text
+    assert "Reusing" in caplog.text
+
+
+def test_int8_export_metadata(onnx_dir):
+    fp32 = export_onnx_model(onnx_dir=onnx_dir)
+    int8 = export_onnx_model(quantize=True, onnx_dir=onnx_dir)
+    metadata = json.loads((int8 / "export.json").read_text())
+    assert metadata["variant"] == "int8"
+    assert metadata["pooling"] == "mean"
+    assert metadata["float_nodes"] == ["/transformer/encoder/layer.0/output/dense/MatMul"]
+    assert (int8 / MODEL_FILE).stat().st_size < 0.4 * (fp32 / MODEL_FILE).stat().st_size
+
+
+def test_no_leftover_staging(onnx_dir):
+    export_onnx_model(quantize=True, onnx_dir=onnx_dir)
+    assert [path.name for path in onnx_dir.iterdir() if path.name.startswith(".")] == []
+
+
+def test_publish_keeps_first_export(tmp_path):
+    folder = tmp_path / "fp32-key"
+    folder.mkdir()
+    (folder / MODEL_FILE).write_bytes(b"first")
+    staging = tmp_path / ".fp32-key.staging"
+    staging.mkdir()
+    (staging / MODEL_FILE).write_bytes(b"second")
+
+    _publish(staging, folder)
+    assert (folder / MODEL_FILE).read_bytes() == b"first"
+
+
+def test_cache_key_per_backend(texts):
+    clear_memory_cache()
+    torch_encoder = SentenceEncoder().fit()
+    torch_encoder.transform(texts[:3])
+    for backend in ("onnx", "onnx-int8"):
+        encoder = SentenceEncoder(backend=backend).fit()
+        encoder.transform(texts[:3])
+        assert encoder.cache_stats_.encoded == 3
+        assert encoder._cache().namespace != torch_encoder._cache().namespace
+
+
+def test_window_truncates():
+    encoder = SentenceEncoder(max_seq_length=16, backend="onnx").fit()
+    head = " ".join(["comfortable"] * 40)
+    longer = head + " but the zipper broke and the seams ripped"
+    np.testing.assert_allclose(encoder.transform([head])[0], encoder.transform([longer])[0], atol=1e-6)
+
+
+def test_tiny_model_pooling(tiny_model, reviews):
+    """A model without a Normalize module: the unnormalised mean pooling matches torch."""
+    texts = reviews["text"].head(6).tolist()
+    expected = SentenceEncoder(tiny_model, normalize_embeddings=False, device="cpu").fit().transform(texts)
+    embeddings = SentenceEncoder(tiny_model, normalize_embeddings=False, backend="onnx").fit().transform(texts)
+    np.testing.assert_allclose(embeddings, expected, atol=1e-4)
+
+
+def test_unsupported_model_rejected(tiny_model, tmp_path):
+    model = SentenceTransformer(tiny_model, device="cpu")
+    dense = Dense(model.get_embedding_dimension(), 8)
+    SentenceTransformer(modules=[*model, dense], device="cpu").save(str(tmp_path / "dense"))
+    with pytest.raises(ValueError, match=r"has \['Transformer', 'Pooling', 'Dense'\].*Use backend='torch'"):
+        export_onnx_model(tmp_path / "dense", onnx_dir=tmp_path / "onnx")
+
+
+def test_bad_backend_rejected():
+    with pytest.raises(ValueError, match="The 'backend' parameter of SentenceEncoder must be a str among") as error:
+        SentenceEncoder(backend="tensorrt").fit()
+    assert "Got 'tensorrt' instead" in str(error.value)
+    for accepted in ("'torch'", "'onnx'", "'onnx-int8'"):
+        assert accepted in str(error.value)
+
+
+def test_shared_model_bad_backend():
+    with pytest.raises(ValueError, match=r"backend 'openvino' is not supported; use one of 'torch', 'onnx', 'onnx-int8'"):
+        shared_model(backend="openvino")
+
+
+def test_onnx_rejects_cuda():
+    with pytest.raises(ValueError, match="runs on the CPU only, got device 'cuda'"):
+        SentenceEncoder(backend="onnx", device="cuda").fit()
