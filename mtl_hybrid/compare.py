@@ -574,10 +574,18 @@ def _candidate_spec(candidate: Candidate, encoder, tfidf, finetuner) -> str:
         # Runtime options do not change the fine-tuned weights.
         described["params"] = {k: v for k, v in described["params"].items() if k not in {"checkpoint_dir", "show_progress_bar", "device"}}
     if candidate.features == "frozen":
-        described["params"] = {k: v for k, v in described["params"].items() if k not in {"cache_dir", "show_progress_bar", "device", "batch_size"}}
+        described["params"] = {k: v for k, v in described["params"].items() if k not in {"cache_dir", "show_progress_bar", "device", "batch_size", "memory_cache"}}
+        # Results of the torch backend keep the spec they had before backends were added.
+        if described["params"].get("backend") == "torch":
+            del described["params"]["backend"]
     head = _describe(candidate.head)
     if head:
         head["params"] = {k: v for k, v in head["params"].items() if k not in {"n_jobs", "show_progress_bar"}}
+        if "search_space" in head["params"] and head["params"]["search_space"] is None:
+            # A tuned head searches the package's default space, which may change between versions.
+            from mtl_hybrid.tuning import default_search_space
+
+            head["params"]["search_space"] = default_search_space()
     return _hash_json({"features": candidate.features, "feature_step": described, "head": head})
 
 
