@@ -1,10 +1,10 @@
 """Benchmark: XGBoost head settings on dense MiniLM embeddings, fit time against macro-F1.
 
 It embeds the whole multi-domain set once (all-MiniLM-L6-v2, default token
-window, through the on-disk embedding cache), then fits one ``XGBoostHead`` per
-task for each setting below on several grouped train/test splits (by ``asin``,
-20% test, one split per seed, from ``grouped_train_test_split``). Each setting
-changes one parameter of the ``XGBoostHead`` defaults. It prints the mean fit
+window, through the on-disk embedding cache). Then it fits one ``XGBoostHead`` per
+task for each setting below on several grouped train/test splits: by ``asin``,
+20% test, one split per seed, from ``grouped_train_test_split``. Each setting
+changes one or two parameters of the ``XGBoostHead`` defaults. It prints the mean fit
 time of each task's head, the mean boosting rounds kept and the mean held-out
 macro-F1 of each task.
 
