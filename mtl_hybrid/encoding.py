@@ -363,6 +363,10 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             raise ValueError(f"chunk_size must be an integer of at least 1, got {chunk_size!r}.")
         if isinstance(X, str):
             raise TypeError(f"X must be an iterable of texts, got a single str {X[:40]!r}; wrap it in a list.")
+        if isinstance(X, pd.DataFrame) or (isinstance(X, np.ndarray) and X.ndim != 1):
+            # Iterating these yields column names or rows, not texts. They are in
+            # memory already, so they are converted as transform converts them.
+            X = validate_texts(X)
 
         from tqdm.auto import tqdm
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mtl_hybrid import SentenceEncoder, clear_memory_cache
@@ -49,6 +50,12 @@ def test_npy_invalid_row_named(texts, tmp_path):
     with pytest.raises(ValueError, match=re.escape("row 7: None")):
         SentenceEncoder().fit().transform_to_npy(iter(bad), tmp_path / "embeddings.npy", chunk_size=5)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_npy_dataframe_column(texts, tmp_path):
+    encoder = SentenceEncoder().fit()
+    streamed = encoder.transform_to_npy(pd.DataFrame({"text": texts[:3]}), tmp_path / "embeddings.npy")
+    np.testing.assert_allclose(streamed, encoder.transform(texts[:3]), atol=1e-5)
 
 
 def test_npy_single_string_rejected(tmp_path):
