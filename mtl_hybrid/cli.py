@@ -579,7 +579,11 @@ def _compare_settings(args) -> dict:
     data, options = config.get("data", {}), config.get("compare", {})
 
     def pick(flag, value, default):
-        return flag if flag is not None else value if value is not None else default
+        if flag is not None:
+            return flag
+        if value is not None:
+            return value
+        return default
 
     settings = {
         "data": pick(args.data, data.get("path"), None),

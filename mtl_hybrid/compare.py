@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -33,9 +34,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 
-from mtl_hybrid.boosting import XGBoostHead
-from mtl_hybrid.datasets import iter_grouped_folds
-from mtl_hybrid.encoding import SentenceEncoder
+from mtl_hybrid.boosting import XGBoostHead, check_at_least_two_classes
+from mtl_hybrid.datasets import check_columns, iter_grouped_folds
+from mtl_hybrid.encoding import SentenceEncoder, validate_texts
 from mtl_hybrid.evaluation import evaluate_tasks
 from mtl_hybrid.multitask import missing_label_mask
 from mtl_hybrid.report import ComparisonResult, summarise, write_report
@@ -379,8 +380,6 @@ class _FoldFeatures:
 
 def _fit_kwargs(head, groups) -> dict:
     """Pass ``groups`` to heads whose fit takes them, so their inner CV keeps groups apart."""
-    import inspect
-
     if groups is None:
         return {}
     return {"groups": groups} if "groups" in inspect.signature(head.fit).parameters else {}
@@ -592,10 +591,6 @@ def _candidate_spec(candidate: Candidate, encoder, tfidf, finetuner) -> str:
 def _check_frame(frame: pd.DataFrame, text_column: str, tasks: list[str], group_column: str | None) -> None:
     """Raise a ValueError for input that would fail inside a fold: missing or
     clashing columns, invalid texts, a task with fewer than two classes."""
-    from mtl_hybrid.boosting import check_at_least_two_classes
-    from mtl_hybrid.datasets import check_columns
-    from mtl_hybrid.encoding import validate_texts
-
     if len(set(tasks)) != len(tasks) or not tasks:
         raise ValueError(f"tasks must be one or more distinct column names, got {tasks}.")
     clashes = {text_column, group_column} & set(tasks)

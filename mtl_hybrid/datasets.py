@@ -232,9 +232,8 @@ def grouped_train_test_split(
         raise ValueError(f"Need at least 2 rows to split into train and test, got {len(frame)}.")
 
     n_splits = max(2, int(round(1 / test_size)))
-    strata = _stratification_labels(frame[list(stratify_columns)], n_splits)
-
     if group_column is None:
+        strata = _stratification_labels(frame[list(stratify_columns)], n_splits)
         counts = pd.Series(strata).value_counts()
         stratify = strata if counts.min() >= 2 else None
         train_rows, test_rows = train_test_split(

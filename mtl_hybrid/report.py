@@ -172,50 +172,78 @@ def _format_p(p: float) -> str:
 
 
 def _markdown(result, candidates, title, command, n_rows, group_column, random_state, encoder, frozen_window, frozen_rates) -> str:
-    n_folds = len(result.fold_indices)
-    sizes = [len(test) for _, test in result.fold_indices]
     lines = [f"# {title or 'Comparison of classifier heads'}", ""]
     if command:
         lines += ["Regenerate with:", "", "```bash", command, "```", ""]
+    lines += _method_lines(result, n_rows, group_column, random_state, encoder, frozen_window, frozen_rates)
+
+    for task, table in result.summary.groupby("task", sort=False):
+        lines += _task_table(task, table)
+
+    lines += ["## Candidates", ""]
+    lines += [f"- `{c.name}`: {c.description}" for c in candidates]
+    lines += ["", "![macro-F1 per candidate](macro_f1.png)", ""]
+    lines += ["Raw per-fold figures: `folds.csv`. The table above: `summary.csv`.", ""]
+    return "\n".join(lines)
+
+
+def _method_lines(result, n_rows, group_column, random_state, encoder, frozen_window, frozen_rates) -> list[str]:
+    """Return the paragraphs that say how the folds, scores and times were made."""
+    sizes = [len(test) for _, test in result.fold_indices]
     grouping = f"grouped by `{group_column}`" if group_column else "without groups"
-    lines.append(
-        f"{n_rows:,} rows, {n_folds} stratified folds {grouping} (seed {random_state}), "
-        + (f"test folds of {min(sizes):,} rows. " if min(sizes) == max(sizes) else f"test folds of {min(sizes):,} to {max(sizes):,} rows. ")
+    if min(sizes) == max(sizes):
+        fold_sizes = f"test folds of {min(sizes):,} rows. "
+    else:
+        fold_sizes = f"test folds of {min(sizes):,} to {max(sizes):,} rows. "
+    lines = [
+        f"{n_rows:,} rows, {len(sizes)} stratified folds {grouping} (seed {random_state}), "
+        + fold_sizes
         + "Every candidate is scored on the same folds."
-    )
+    ]
     if encoder is not None:
         reference = encoder.model_name_or_path or "all-MiniLM-L6-v2"
         lines.append(f"Frozen encoder: {reference}, token window {frozen_window}.")
+
+    timing = (
+        "Fit time is per task and fold, in seconds: fitting the head, plus fitting the feature step where it "
+        "learns from the fold (TF-IDF, fine-tuning; fine-tuning is shared by both tasks and counted in each). "
+        "Frozen embeddings are encoded once for all candidates and not counted in the fit time. Prediction "
+        "time is per 1,000 test texts and includes computing their features"
+    )
+    if encoder is not None:
+        timing += "; frozen candidates are charged the encoder's uncached rate, measured on 128 texts in the run that fitted the fold"
+    if frozen_rates:
+        timing += f" ({min(frozen_rates):.0f} to {max(frozen_rates):.0f} texts per second)."
+    else:
+        timing += "."
+
     lines += [
         "",
         "Macro-F1 is the mean over folds with its 95% Student-t interval, clipped to [0, 1]. The last columns compare each "
         "candidate with the best of its task by the corrected resampled t-test (Nadeau and Bengio, 2003): "
         "the mean per-fold difference of macro-F1 and its two-sided p-value.",
         "",
-        "Fit time is per task and fold, in seconds: fitting the head, plus fitting the feature step where it "
-        "learns from the fold (TF-IDF, fine-tuning; fine-tuning is shared by both tasks and counted in each). "
-        "Frozen embeddings are encoded once for all candidates and not counted in the fit time. Prediction "
-        "time is per 1,000 test texts and includes computing their features"
-        + (
-            "; frozen candidates are charged the encoder's uncached rate, measured on 128 texts in the run that "
-            "fitted the fold" if encoder is not None else ""
-        )
-        + (f" ({min(frozen_rates):.0f} to {max(frozen_rates):.0f} texts per second)." if frozen_rates else "."),
+        timing,
         "",
     ]
-    for task, table in result.summary.groupby("task", sort=False):
-        lines += [f"## {task}", "", "| candidate | accuracy | macro-F1 (95% interval) | fit s | predict ms / 1,000 | Δ macro-F1 vs best | p |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for row in table.sort_values("macro_f1", ascending=False).itertuples():
-            name = f"**{row.candidate}**" if row.best else row.candidate
-            interval = f"{row.macro_f1:.4f} [{row.macro_f1_low:.4f}, {row.macro_f1_high:.4f}]"
-            difference = "best" if row.best else f"{row.difference_to_best:+.4f}"
-            lines.append(
-                f"| {name} | {row.accuracy:.4f} | {interval} | {row.fit_seconds:.1f} | {row.predict_ms_per_1000:,.0f} | {difference} | {_format_p(row.p_value)} |"
-            )
-        lines += ["", f"![confusion matrix of the best candidate](confusion_{_file_part(task)}.png)", ""]
-    lines += ["## Candidates", ""]
-    lines += [f"- `{c.name}`: {c.description}" for c in candidates]
-    lines += ["", "![macro-F1 per candidate](macro_f1.png)", "",
-              "Raw per-fold figures: `folds.csv`. The table above: `summary.csv`.", ""]
-    return "\n".join(lines)
+    return lines
+
+
+def _task_table(task: str, table) -> list[str]:
+    """Return one task's Markdown table, best candidate first, and its confusion-matrix plot."""
+    lines = [
+        f"## {task}",
+        "",
+        "| candidate | accuracy | macro-F1 (95% interval) | fit s | predict ms / 1,000 | Δ macro-F1 vs best | p |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in table.sort_values("macro_f1", ascending=False).itertuples():
+        name = f"**{row.candidate}**" if row.best else row.candidate
+        interval = f"{row.macro_f1:.4f} [{row.macro_f1_low:.4f}, {row.macro_f1_high:.4f}]"
+        difference = "best" if row.best else f"{row.difference_to_best:+.4f}"
+        lines.append(
+            f"| {name} | {row.accuracy:.4f} | {interval} | {row.fit_seconds:.1f} | {row.predict_ms_per_1000:,.0f} "
+            f"| {difference} | {_format_p(row.p_value)} |"
+        )
+    lines += ["", f"![confusion matrix of the best candidate](confusion_{_file_part(task)}.png)", ""]
+    return lines
