@@ -342,7 +342,7 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         may be any iterable, a generator over a large file included. The
         embeddings go only to the file and the disk cache (with ``cache_dir``),
         never to the memory cache. The file is written under a temporary name and
-        renamed to ``path`` when complete, so ``path`` never holds a partial array.
+        renamed to ``path`` when complete, so ``path`` never contains a partial array.
 
         Parameters
         ----------

@@ -347,7 +347,7 @@ class OnnxSentenceModel:
         window = max_seq_length or self.max_seq_length
         encoded = self.tokenizer(list(texts), truncation="longest_first", max_length=window)
         lengths = np.array([len(ids) for ids in encoded["input_ids"]], dtype=np.int64)
-        # Longest first, like sentence-transformers: a batch's padding is then small.
+        # Sorting by length, longest first as sentence-transformers does, keeps each batch's padding small.
         order = np.argsort(-lengths, kind="stable")
         embeddings = np.empty((len(lengths), self.get_embedding_dimension()), dtype=np.float32)
 
