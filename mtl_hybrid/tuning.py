@@ -112,8 +112,9 @@ def make_storage(storage):
 
     import sqlalchemy.exc
 
-    # Workers that start together on a new database race to create Optuna's tables,
-    # and the losers get an IntegrityError. By the next attempt the tables exist.
+    # Workers that start together on a new database race to create Optuna's tables.
+    # The losers get an IntegrityError, or on PostgreSQL a ProgrammingError such as
+    # DuplicateTable for alembic_version. By the next attempt the tables exist.
     for attempt in range(3):
         try:
             with warnings.catch_warnings():
@@ -126,7 +127,7 @@ def make_storage(storage):
                     grace_period=90,
                     heartbeat_stale_trial_callback=RetryCallback(max_retry=1),
                 )
-        except sqlalchemy.exc.IntegrityError as error:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
             if attempt == 2:
                 raise ValueError(f"storage {mask_password(url)} could not be set up: {str(error).splitlines()[0]}") from error
             logger.info("Optuna tables in %s were created concurrently; retrying", mask_password(url))
