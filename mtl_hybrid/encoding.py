@@ -403,7 +403,10 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # The torch backend keeps the namespace it had before backends were added,
         # so caches written then stay valid.
         if self.backend != "torch":
-            options["backend"] = self.backend
+            from mtl_hybrid.onnx_backend import EXPORT_VERSION
+
+            # A new export version can change the embeddings, so it starts a new cache.
+            options.update(backend=self.backend, export_version=EXPORT_VERSION)
         return EmbeddingCache(namespace_key(self.model_fingerprint_, options), self.cache_dir)
 
     def _window(self) -> int:

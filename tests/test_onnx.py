@@ -6,13 +6,24 @@ import json
 import logging
 
 import numpy as np
+import onnx
+import onnxruntime
 import pytest
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Dense
 
 from mtl_hybrid import SentenceEncoder, clear_memory_cache
 from mtl_hybrid.encoding import shared_model
-from mtl_hybrid.onnx_backend import MODEL_FILE, _publish, export_onnx_model
+from mtl_hybrid.onnx_backend import (
+    DISABLED_OPTIMIZERS,
+    MODEL_FILE,
+    OnnxSentenceModel,
+    _publish,
+    _session_options,
+    calibration_texts,
+    export_onnx_model,
+    smooth_activations,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +72,63 @@ def test_int8_export_metadata(onnx_dir):
     metadata = json.loads((int8 / "export.json").read_text())
     assert metadata["variant"] == "int8"
     assert metadata["pooling"] == "mean"
-    assert metadata["float_nodes"] == ["/transformer/encoder/layer.0/output/dense/MatMul"]
+    # The input of the attention and of the feed-forward block in each of the 6 layers.
+    assert len(metadata["smoothing"]["activations"]) == 12
+    assert metadata["smoothing"]["calibration_texts"] == len(calibration_texts()) == 64
+    assert sorted(path.name for path in int8.glob("*.onnx")) == [MODEL_FILE]
     assert (int8 / MODEL_FILE).stat().st_size < 0.4 * (fp32 / MODEL_FILE).stat().st_size
+
+
+def _run_graph(path, folder, texts) -> np.ndarray:
+    model = OnnxSentenceModel(folder)
+    model.session = onnxruntime.InferenceSession(
+        str(path), _session_options(), providers=["CPUExecutionProvider"], disabled_optimizers=list(DISABLED_OPTIMIZERS)
+    )
+    return model.encode(texts)
+
+
+def test_smoothing_keeps_float_output(onnx_dir, texts, tmp_path):
+    """Smoothing rescales activations and weights against each other: the float
+    graph's embeddings stay the same, while the scaled activations lose the range
+    that per-tensor int8 quantisation has to cover."""
+    fp32 = export_onnx_model(onnx_dir=onnx_dir)
+    model = OnnxSentenceModel(fp32)
+    smoothed = tmp_path / "smoothed.onnx"
+    names = smooth_activations(
+        fp32 / MODEL_FILE, smoothed, model.tokenizer, model.metadata["input_names"], calibration_texts()
+    )
+    assert len(names) == 12
+    np.testing.assert_allclose(_run_graph(smoothed, fp32, texts), model.encode(texts), atol=2e-5)
+
+
+def test_smoothing_brings_int8_closer(onnx_dir, texts, torch_embeddings, tmp_path):
+    """The int8 export with smoothing is closer to PyTorch than the same graph
+    quantised without it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    int8 = export_onnx_model(quantize=True, onnx_dir=onnx_dir)
+    model = OnnxSentenceModel(int8)
+    plain = tmp_path / "plain-int8.onnx"
+    quantize_dynamic(
+        str(export_onnx_model(onnx_dir=onnx_dir) / MODEL_FILE), str(plain), per_channel=True, weight_type=QuantType.QInt8,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    with_smoothing = cosines(model.encode(texts), torch_embeddings)
+    without = cosines(_run_graph(plain, int8, texts), torch_embeddings)
+    assert with_smoothing.mean() > without.mean()
+
+
+def test_sessions_skip_slow_fusion(onnx_dir, tmp_path):
+    """ONNX Runtime's SkipLayerNormalization fusion stays off (DISABLED_OPTIMIZERS)."""
+    folder = export_onnx_model(quantize=True, onnx_dir=onnx_dir)
+    options = _session_options()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    onnxruntime.InferenceSession(
+        str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(DISABLED_OPTIMIZERS)
+    )
+    operators = {node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
+    assert "LayerNormalization" in operators
+    assert "SkipLayerNormalization" not in operators
 
 
 def test_no_leftover_staging(onnx_dir):
@@ -91,6 +157,13 @@ def test_cache_key_per_backend(texts):
         encoder.transform(texts[:3])
         assert encoder.cache_stats_.encoded == 3
         assert encoder._cache().namespace != torch_encoder._cache().namespace
+
+
+def test_cache_key_per_export_version(monkeypatch):
+    encoder = SentenceEncoder(backend="onnx-int8").fit()
+    namespace = encoder._cache().namespace
+    monkeypatch.setattr("mtl_hybrid.onnx_backend.EXPORT_VERSION", 1_000)
+    assert encoder._cache().namespace != namespace
 
 
 def test_window_truncates():
