@@ -18,8 +18,9 @@ One run measures, side by side:
    and the change is the mean over --splits grouped train/test splits (by asin,
    20% test, seeds 0 to N-1, made by ``grouped_train_test_split``) of the paired
    difference on each split, printed with its standard error. XGBoost's trees
-   react to input changes far below the cosine's fourth decimal: the float32 ONNX
-   export moves single splits by up to 2 points. Hence the default of 30 splits.
+   react to input changes far below the cosine's fourth decimal: in one run the
+   float32 ONNX export moved a single split's sentiment macro-F1 by 2 points.
+   Hence the default of 30 splits.
 3. The fit time of one default XGBoost head on the torch embeddings of each split's
    training part.
 4. Memory: a child process streams --stream-texts distinct snippets of real reviews

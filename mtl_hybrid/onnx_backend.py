@@ -56,14 +56,14 @@ ONNX_DIR_VARIABLE = "MTL_HYBRID_ONNX_DIR"
 EXPORT_VERSION = 2
 
 # ONNX Runtime fuses each residual Add and LayerNormalization into one
-# SkipLayerNormalization node, and on the CPU (onnxruntime 1.32) that kernel ran
-# about 6 times slower than the two nodes it replaces: 7.8 ms against 1.3 ms on a
-# (32, 256, 384) input with 2 threads. The export skips that fusion and every
-# session disables it.
+# SkipLayerNormalization node. On the CPU (onnxruntime 1.32, 2 threads, a
+# (32, 256, 384) input) that kernel took 7.8 ms against 1.3 ms for the two nodes
+# it replaces (experiments/bench_layer_norm.py). So the export skips that fusion
+# and every session disables it.
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 # SmoothQuant's migration strength: 0 leaves the activations as they are, 1 moves
-# all of their range into the weights. 0.5 is the paper's default for BERT-sized models.
+# all of their range into the weights, and 0.5 splits it evenly.
 SMOOTHING_ALPHA = 0.5
 # Bounds of the per-channel smoothing factors, so that a channel that is nearly
 # zero in the calibration texts cannot blow up its weight row.
@@ -355,8 +355,8 @@ def smooth_activations(
     the largest absolute value of channel ``j`` over the tokens of ``texts``, and
     ``w`` the largest absolute weight in row ``j`` of those matrices, the factor is
     ``s = a ** alpha / w ** (1 - alpha)``, clipped to :data:`SMOOTHING_BOUNDS`. A
-    new Mul node divides channel ``j`` by ``s`` for those readers only (the
-    residual connections keep the original values) and row ``j`` of each weight
+    new Mul node divides channel ``j`` by ``s`` for those readers only, while the
+    residual connections keep the original values. Row ``j`` of each weight
     matrix is multiplied by ``s``, so the float output stays the same up to rounding.
     Texts are truncated to ``max_length`` tokens.
     """
