@@ -27,7 +27,10 @@ from mtl_hybrid.onnx_backend import DISABLED_OPTIMIZERS, available_cores
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", type=int, nargs=3, default=[32, 256, 384], metavar=("BATCH", "TOKENS", "HIDDEN"))
+    parser.add_argument(
+        "--shape", type=int, nargs=3, default=[32, 256, 384], metavar=("BATCH", "TOKENS", "HIDDEN"),
+        help="shape of the two input tensors (default: 32 256 384, a batch of MiniLM at its 256-token window)",
+    )
     parser.add_argument("--calls", type=int, default=50, help="timed calls per graph and round (default: 50)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each graph keeps its fastest (default: 3)")
     return parser.parse_args()

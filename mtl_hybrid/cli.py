@@ -30,6 +30,7 @@ from mtl_hybrid.datasets import grouped_train_test_split, iter_csv, load_reviews
 from mtl_hybrid.encoding import BACKENDS, SentenceEncoder, validate_texts
 from mtl_hybrid.evaluation import evaluate_tasks, format_report
 from mtl_hybrid.finetuning import MultiTaskFineTuner
+from mtl_hybrid.onnx_backend import ExportError
 from mtl_hybrid.persistence import load_pipeline, read_manifest, save_pipeline
 from mtl_hybrid.pipeline import make_hybrid_pipeline
 from mtl_hybrid.serialization import check_encoder_directory
@@ -691,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (CommandError, ValueError, OSError, ImportError) as error:
+    except (CommandError, ExportError, ValueError, OSError, ImportError) as error:
         message = str(error).strip() or type(error).__name__
         print(f"mtl-hybrid {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -129,9 +129,25 @@ def _load_model(reference: str, device: str, backend: str):
 
         return SentenceTransformer(reference, device=device, local_files_only=os.path.isdir(reference))
 
-    from mtl_hybrid.onnx_backend import OnnxSentenceModel, export_onnx_model
+    from mtl_hybrid.onnx_backend import load_onnx_model
 
-    return OnnxSentenceModel(export_onnx_model(reference, quantize=backend == "onnx-int8"))
+    return load_onnx_model(reference, quantize=backend == "onnx-int8")
+
+
+def window_limits(model) -> tuple[int, int | None]:
+    """Return the smallest and the largest token window ``model`` accepts.
+
+    The smallest leaves room for the tokenizer's special tokens and one text token. The
+    largest is the model's number of position embeddings, or None where unknown.
+    """
+    smallest = model.tokenizer.num_special_tokens_to_add() + 1
+    metadata = getattr(model, "metadata", None)  # an OnnxSentenceModel
+    if metadata is not None:
+        return smallest, metadata.get("max_position_embeddings")
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    # NOTE: RoBERTa-style models include the padding offset in this count, so they
+    # accept 2 tokens fewer.
+    return smallest, getattr(config, "max_position_embeddings", None)
 
 
 def model_fingerprint(model_name_or_path: str | os.PathLike | None) -> str:
@@ -323,6 +339,14 @@ class SentenceEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if X is not None:
             validate_texts(X)
         model = self._model()
+        if self.max_seq_length is not None:
+            smallest, largest = window_limits(model)
+            if self.max_seq_length < smallest or (largest is not None and self.max_seq_length > largest):
+                accepted = f"from {smallest} to {largest}" if largest is not None else f"at least {smallest}"
+                raise ValueError(
+                    f"max_seq_length={self.max_seq_length} is outside the token windows that "
+                    f"{resolve_model_reference(self.model_name_or_path)} accepts: {accepted}."
+                )
         self.model_fingerprint_ = model_fingerprint(self.model_name_or_path)
         self.embedding_dimension_ = int(model.get_embedding_dimension())
         self._n_features_out = self.embedding_dimension_

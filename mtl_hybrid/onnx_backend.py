@@ -34,6 +34,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -44,10 +45,19 @@ from pathlib import Path
 import numpy as np
 
 from mtl_hybrid.encoding import model_fingerprint, resolve_model_reference
+from mtl_hybrid.streaming import default_mode
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EXPORT_VERSION", "ONNX_DIR_VARIABLE", "OnnxSentenceModel", "default_onnx_dir", "export_onnx_model"]
+__all__ = [
+    "EXPORT_VERSION",
+    "ONNX_DIR_VARIABLE",
+    "ExportError",
+    "OnnxSentenceModel",
+    "default_onnx_dir",
+    "export_onnx_model",
+    "load_onnx_model",
+]
 
 ONNX_DIR_VARIABLE = "MTL_HYBRID_ONNX_DIR"
 
@@ -57,7 +67,7 @@ EXPORT_VERSION = 2
 
 # ONNX Runtime fuses each residual Add and LayerNormalization into one
 # SkipLayerNormalization node. On the CPU (onnxruntime 1.32, 2 threads, a
-# (32, 256, 384) input) that kernel took 7.8 ms against 1.3 ms for the two nodes
+# (32, 256, 384) input) that kernel took 7.8 ms against 1.4 ms for the two nodes
 # it replaces (experiments/bench_layer_norm.py). So the export skips that fusion
 # and every session disables it.
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
@@ -71,6 +81,10 @@ SMOOTHING_BOUNDS = (1e-2, 1e2)
 # Producers of the activations that get smoothed: the layer norms, whose outputs
 # carry BERT's outlier channels.
 LAYER_NORM_OPS = ("LayerNormalization", "EmbedLayerNormalization", "SkipLayerNormalization")
+
+# Staging folders older than this are left by a killed export and get removed; an
+# export of MiniLM takes seconds.
+STALE_STAGING_SECONDS = 3600
 
 SUPPORTED_POOLING = ("mean", "cls", "max")
 MODEL_FILE = "model.onnx"
@@ -127,38 +141,119 @@ def export_onnx_model(
     _import_onnxruntime()
     reference = resolve_model_reference(model_name_or_path)
     root = Path(onnx_dir) if onnx_dir is not None else default_onnx_dir()
-    variant = "int8" if quantize else "fp32"
-    key = json.dumps({"model": model_fingerprint(reference), "variant": variant, "export_version": EXPORT_VERSION}, sort_keys=True)
-    folder = root / f"{variant}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
-    if (folder / MODEL_FILE).is_file():
-        logger.debug("Reusing the %s ONNX export of %s in %s", variant, reference, folder)
+    folder = _export_folder(reference, quantize, root)
+    if _is_complete(folder):
+        logger.debug("Reusing the ONNX export of %s in %s", reference, folder)
         return folder
 
     with _EXPORT_LOCK:
-        if (folder / MODEL_FILE).is_file():
+        if _is_complete(folder):
             return folder
-        root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            _remove_stale_staging(root, folder.name)
+            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
+        except OSError as error:
+            raise OSError(
+                error.errno, f"Cannot write the ONNX export of {reference} to {root} ({error.strerror}); "
+                f"set {ONNX_DIR_VARIABLE} to a writable folder."
+            ) from error
         try:
             if quantize:
                 _export_int8(reference, staging)
             else:
                 _export_float(reference, staging)
-            _publish(staging, folder)
+            # mkdtemp makes the folder private; an export is shared like any cache file.
+            staging.chmod(default_mode(0o777))
+            published = _publish(staging, folder)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    logger.info("Exported %s to %s ONNX in %s", reference, variant, folder)
+    if published:
+        logger.info("Exported %s to %s", reference, folder)
     return folder
 
 
-def _publish(staging: Path, folder: Path) -> None:
-    """Rename a finished export into place; keep the other one if a process was first."""
+class ExportError(RuntimeError):
+    """An ONNX export that cannot be loaded, even after exporting it again."""
+
+
+def load_onnx_model(
+    model_name_or_path: str | os.PathLike | None = None,
+    *,
+    quantize: bool = False,
+    onnx_dir: str | os.PathLike | None = None,
+) -> OnnxSentenceModel:
+    """Export the model if needed (:func:`export_onnx_model`) and load it.
+
+    An existing export that fails to load, for example a file cut short by a full
+    disk, is discarded and exported again once.
+    """
+    folder = export_onnx_model(model_name_or_path, quantize=quantize, onnx_dir=onnx_dir)
+    try:
+        return OnnxSentenceModel(folder)
+    except Exception as error:  # noqa: BLE001 (ONNX Runtime's load errors derive from Exception only)
+        logger.warning("Exporting again: the ONNX export in %s could not be loaded (%s)", folder, error)
+        with _EXPORT_LOCK:
+            _discard(folder)
+    folder = export_onnx_model(model_name_or_path, quantize=quantize, onnx_dir=onnx_dir)
+    try:
+        return OnnxSentenceModel(folder)
+    except Exception as error:
+        raise ExportError(f"The ONNX export in {folder} could not be loaded even after exporting it again: {error}") from error
+
+
+def _export_folder(reference: str, quantize: bool, root: Path) -> Path:
+    variant = "int8" if quantize else "fp32"
+    key = json.dumps({"model": model_fingerprint(reference), "variant": variant, "export_version": EXPORT_VERSION}, sort_keys=True)
+    return root / f"{variant}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / MODEL_FILE).is_file() and (folder / METADATA_FILE).is_file()
+
+
+def _remove_stale_staging(root: Path, name: str) -> None:
+    """Delete the staging folders of exports of ``name`` that a killed process left
+    behind: those untouched for :data:`STALE_STAGING_SECONDS`."""
+    for path in [*root.glob(f".{name}.*"), *root.glob(f".discarded-{name}.*")]:
+        try:
+            if time.time() - path.stat().st_mtime > STALE_STAGING_SECONDS:
+                logger.info("Removing %s, left by an interrupted export", path)
+                shutil.rmtree(path, ignore_errors=True)
+        except FileNotFoundError:  # another process removed it first
+            continue
+
+
+def _discard(folder: Path) -> None:
+    """Move ``folder`` out of the way in one rename, then delete it."""
+    trash = Path(tempfile.mkdtemp(prefix=f".discarded-{folder.name}.", dir=folder.parent))
+    try:
+        os.rename(folder, trash / folder.name)
+    except FileNotFoundError:  # another process discarded it first
+        pass
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _publish(staging: Path, folder: Path) -> bool:
+    """Rename a finished export into place and return True, or return False and
+    keep the other export if another process was first.
+
+    A folder without a model or metadata file at that place, left by hand or by
+    older code, is replaced.
+    """
     try:
         os.rename(staging, folder)
+        return True
     except OSError:
-        if not (folder / MODEL_FILE).is_file():
+        if _is_complete(folder):
+            logger.debug("Another process exported %s first; using its copy", folder)
+            return False
+        if not folder.exists():
             raise
-        logger.debug("Another process exported %s first; using its copy", folder)
+    logger.warning("Replacing the incomplete ONNX export in %s", folder)
+    _discard(folder)
+    os.rename(staging, folder)
+    return True
 
 
 def _check_supported(model, reference: str) -> dict:
@@ -224,7 +319,10 @@ def _export_float(reference: str, staging: Path) -> None:
         _fuse_bert(staging / MODEL_FILE, config.num_attention_heads, config.hidden_size)
     tokenizer.save_pretrained(str(staging))
     metadata.update(
-        input_names=input_names,
+        # The tracer drops inputs the model never reads, such as token_type_ids of
+        # a DistilBERT model given a BERT tokenizer.
+        input_names=_graph_inputs(staging / MODEL_FILE),
+        max_position_embeddings=getattr(config, "max_position_embeddings", None),
         embedding_dimension=int(model.get_embedding_dimension()),
         max_seq_length=int(model.get_max_seq_length() or 512),
         source=reference,
@@ -233,6 +331,12 @@ def _export_float(reference: str, staging: Path) -> None:
         versions={"torch": torch.__version__, "onnxruntime": _import_onnxruntime().__version__},
     )
     _write_metadata(staging, metadata)
+
+
+def _graph_inputs(path: Path) -> list[str]:
+    import onnx
+
+    return [value.name for value in onnx.load(str(path), load_external_data=False).graph.input]
 
 
 def _write_metadata(folder: Path, metadata: dict) -> None:
@@ -467,6 +571,9 @@ class OnnxSentenceModel:
     pads each batch only to its longest text, then pools and normalises the token
     embeddings as the model's Pooling and Normalize modules do.
 
+    NOTE: the int8 variant quantises each activation tensor of a batch with one
+    scale, so a text's embedding depends slightly on the other texts of its batch.
+
     Parameters
     ----------
     folder : str or path-like
@@ -539,8 +646,11 @@ class OnnxSentenceModel:
         feed = {}
         for name in self.metadata["input_names"]:
             padded = np.full((len(rows), width), pad_values.get(name, 0), dtype=np.int64)
-            for row, index in enumerate(rows):
-                padded[row, : lengths[index]] = encoded[name][index]
+            # A tokenizer without token type ids leaves that input at zeros.
+            values = encoded.get(name)
+            if values is not None:
+                for row, index in enumerate(rows):
+                    padded[row, : lengths[index]] = values[index]
             feed[name] = padded
         return feed, mask
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import stat
+import time
 
 import numpy as np
 import onnx
@@ -17,11 +21,13 @@ from mtl_hybrid.encoding import shared_model
 from mtl_hybrid.onnx_backend import (
     DISABLED_OPTIMIZERS,
     MODEL_FILE,
+    STALE_STAGING_SECONDS,
     OnnxSentenceModel,
     _publish,
     _session_options,
     calibration_texts,
     export_onnx_model,
+    load_onnx_model,
     smooth_activations,
 )
 
@@ -140,12 +146,101 @@ def test_publish_keeps_first_export(tmp_path):
     folder = tmp_path / "fp32-key"
     folder.mkdir()
     (folder / MODEL_FILE).write_bytes(b"first")
+    (folder / "export.json").write_text("{}")
     staging = tmp_path / ".fp32-key.staging"
     staging.mkdir()
     (staging / MODEL_FILE).write_bytes(b"second")
 
-    _publish(staging, folder)
+    assert _publish(staging, folder) is False
     assert (folder / MODEL_FILE).read_bytes() == b"first"
+
+
+def test_incomplete_export_replaced(tiny_model, tmp_path, texts):
+    folder = export_onnx_model(tiny_model, onnx_dir=tmp_path)
+    expected = OnnxSentenceModel(folder).encode(texts)
+    (folder / MODEL_FILE).unlink()
+
+    assert export_onnx_model(tiny_model, onnx_dir=tmp_path) == folder
+    np.testing.assert_allclose(OnnxSentenceModel(folder).encode(texts), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("damaged", [MODEL_FILE, "export.json"])
+def test_damaged_export_exported_again(tiny_model, tmp_path, texts, damaged, caplog):
+    folder = export_onnx_model(tiny_model, onnx_dir=tmp_path)
+    expected = OnnxSentenceModel(folder).encode(texts)
+    content = (folder / damaged).read_bytes()
+    (folder / damaged).write_bytes(content[: len(content) // 2])
+
+    with caplog.at_level(logging.WARNING, logger="mtl_hybrid.onnx_backend"):
+        model = load_onnx_model(tiny_model, onnx_dir=tmp_path)
+    assert f"the ONNX export in {folder} could not be loaded" in caplog.text
+    assert (folder / damaged).read_bytes() != content[: len(content) // 2]
+    np.testing.assert_allclose(model.encode(texts), expected, atol=1e-6)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [folder.name]
+
+
+def test_stale_staging_removed(tiny_model, tmp_path):
+    folder = export_onnx_model(tiny_model, onnx_dir=tmp_path)
+    shutil.rmtree(folder)
+    stale, fresh = tmp_path / f".{folder.name}.old", tmp_path / f".{folder.name}.running"
+    for path in (stale, fresh):
+        path.mkdir()
+        (path / MODEL_FILE).write_bytes(b"partial")
+    an_hour_ago = time.time() - STALE_STAGING_SECONDS - 60
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+
+    export_onnx_model(tiny_model, onnx_dir=tmp_path)
+    assert not stale.exists()
+    assert fresh.exists()
+
+
+def test_export_folder_follows_umask(tiny_model, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        folder = export_onnx_model(tiny_model, onnx_dir=tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+
+
+def test_unwritable_onnx_dir_named(tiny_model, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match=r"Cannot write the ONNX export .* set MTL_HYBRID_ONNX_DIR to a writable folder"):
+        export_onnx_model(tiny_model, onnx_dir=blocker / "onnx")
+
+
+def test_unused_token_type_ids(tmp_path, reviews):
+    """A DistilBERT model never reads token_type_ids, so its graph has no such input,
+    even with a BERT tokenizer that produces them."""
+    import torch
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
+
+    from mtl_hybrid.encoding import default_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
+    config = DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=32, n_layers=1, n_heads=2, hidden_dim=64)
+    torch.manual_seed(0)
+    DistilBertModel(config).save_pretrained(tmp_path / "distilbert")
+    tokenizer.save_pretrained(tmp_path / "distilbert")
+    transformer = Transformer(str(tmp_path / "distilbert"), max_seq_length=64)
+    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(tmp_path / "model"))
+
+    texts = reviews["text"].head(4).tolist()
+    folder = export_onnx_model(tmp_path / "model", onnx_dir=tmp_path / "onnx")
+    assert json.loads((folder / "export.json").read_text())["input_names"] == ["input_ids", "attention_mask"]
+    expected = SentenceEncoder(str(tmp_path / "model"), device="cpu").fit().transform(texts)
+    embeddings = SentenceEncoder(str(tmp_path / "model"), backend="onnx").fit().transform(texts)
+    assert cosines(embeddings, expected).min() > 0.9999
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("window", [1, 513])
+def test_window_out_of_range(backend, window):
+    with pytest.raises(ValueError, match=rf"max_seq_length={window} is outside the token windows .* from 3 to 512"):
+        SentenceEncoder(max_seq_length=window, backend=backend).fit()
 
 
 def test_cache_key_per_backend(texts):
