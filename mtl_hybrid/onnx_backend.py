@@ -82,8 +82,8 @@ SMOOTHING_BOUNDS = (1e-2, 1e2)
 # carry BERT's outlier channels.
 LAYER_NORM_OPS = ("LayerNormalization", "EmbedLayerNormalization", "SkipLayerNormalization")
 
-# Staging folders older than this are left by a killed export and get removed; an
-# export of MiniLM takes seconds.
+# Age after which a staging folder counts as left by a killed export and is removed.
+# An export of MiniLM takes seconds, so an hour leaves wide room for slow exports.
 STALE_STAGING_SECONDS = 3600
 
 SUPPORTED_POOLING = ("mean", "cls", "max")
@@ -163,7 +163,7 @@ def export_onnx_model(
                 _export_int8(reference, staging)
             else:
                 _export_float(reference, staging)
-            # mkdtemp makes the folder private; an export is shared like any cache file.
+            # mkdtemp makes the folder private, but an export is shared like any cache file.
             staging.chmod(default_mode(0o777))
             published = _publish(staging, folder)
         finally:
@@ -557,10 +557,12 @@ def available_cores() -> int:
 
 
 def _session_options():
-    options = _import_onnxruntime().SessionOptions()
+    """Return the session options of every ONNX Runtime session of this module."""
+    onnxruntime = _import_onnxruntime()
+    options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = available_cores()
     options.inter_op_num_threads = 1
-    options.graph_optimization_level = _import_onnxruntime().GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     return options
 
 

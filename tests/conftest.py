@@ -65,32 +65,47 @@ def clothing_csv(clothing, tmp_path_factory) -> Path:
     return path
 
 
+def save_tiny_model(folder: Path, model_class, config) -> str:
+    """Save a randomly initialised ``model_class(config)`` with the real MiniLM
+    tokenizer and mean pooling as a sentence-transformers directory, and return its path."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoTokenizer
+
+    from mtl_hybrid.encoding import default_model_path
+
+    torch.manual_seed(0)
+    model_class(config).save_pretrained(folder / "transformer")
+    AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(folder / "transformer")
+
+    transformer = Transformer(str(folder / "transformer"), max_seq_length=64)
+    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(folder / "model"))
+    return str(folder / "model")
+
+
+def minilm_vocabulary_size() -> int:
+    """Return the vocabulary size of the real MiniLM tokenizer."""
+    from transformers import AutoTokenizer
+
+    from mtl_hybrid.encoding import default_model_path
+
+    return AutoTokenizer.from_pretrained(default_model_path()).vocab_size
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """A randomly initialised 2-layer BERT (hidden size 32) with the real MiniLM
     tokenizer, saved as a sentence-transformers directory; fast to fine-tune."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from transformers import BertConfig, BertModel
 
-    from mtl_hybrid.encoding import default_model_path
-
-    folder = tmp_path_factory.mktemp("tiny")
-    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
+        vocab_size=minilm_vocabulary_size(),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
     )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder / "bert")
-    tokenizer.save_pretrained(folder / "bert")
-
-    transformer = Transformer(str(folder / "bert"), max_seq_length=64)
-    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
-    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(folder / "model"))
-    return str(folder / "model")
+    return save_tiny_model(tmp_path_factory.mktemp("tiny"), BertModel, config)

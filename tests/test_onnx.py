@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
+from conftest import minilm_vocabulary_size, save_tiny_model
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Dense
 
@@ -213,26 +214,16 @@ def test_unwritable_onnx_dir_named(tiny_model, tmp_path):
 def test_unused_token_type_ids(tmp_path, reviews):
     """A DistilBERT model never reads token_type_ids, so its graph has no such input,
     even with a BERT tokenizer that produces them."""
-    import torch
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
+    from transformers import DistilBertConfig, DistilBertModel
 
-    from mtl_hybrid.encoding import default_model_path
-
-    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
-    config = DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=32, n_layers=1, n_heads=2, hidden_dim=64)
-    torch.manual_seed(0)
-    DistilBertModel(config).save_pretrained(tmp_path / "distilbert")
-    tokenizer.save_pretrained(tmp_path / "distilbert")
-    transformer = Transformer(str(tmp_path / "distilbert"), max_seq_length=64)
-    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
-    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(tmp_path / "model"))
+    config = DistilBertConfig(vocab_size=minilm_vocabulary_size(), dim=32, n_layers=1, n_heads=2, hidden_dim=64)
+    model = save_tiny_model(tmp_path, DistilBertModel, config)
 
     texts = reviews["text"].head(4).tolist()
-    folder = export_onnx_model(tmp_path / "model", onnx_dir=tmp_path / "onnx")
+    folder = export_onnx_model(model, onnx_dir=tmp_path / "onnx")
     assert json.loads((folder / "export.json").read_text())["input_names"] == ["input_ids", "attention_mask"]
-    expected = SentenceEncoder(str(tmp_path / "model"), device="cpu").fit().transform(texts)
-    embeddings = SentenceEncoder(str(tmp_path / "model"), backend="onnx").fit().transform(texts)
+    expected = SentenceEncoder(model, device="cpu").fit().transform(texts)
+    embeddings = SentenceEncoder(model, backend="onnx").fit().transform(texts)
     assert cosines(embeddings, expected).min() > 0.9999
 
 
